@@ -1,0 +1,19 @@
+// Clang thread-safety annotations (checked with -Wthread-safety in the clang CI build;
+// no-ops elsewhere). Use SN_GUARDED_BY(mu_) on shared state and SN_REQUIRES(mu_) on
+// functions that expect the lock held.
+#pragma once
+
+#if defined(__clang__)
+#define SN_THREAD_ANNOTATION(x) __attribute__((x))
+#else
+#define SN_THREAD_ANNOTATION(x)
+#endif
+
+#define SN_CAPABILITY(x) SN_THREAD_ANNOTATION(capability(x))
+#define SN_GUARDED_BY(x) SN_THREAD_ANNOTATION(guarded_by(x))
+#define SN_PT_GUARDED_BY(x) SN_THREAD_ANNOTATION(pt_guarded_by(x))
+#define SN_REQUIRES(...) SN_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
+#define SN_EXCLUDES(...) SN_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
+#define SN_ACQUIRE(...) SN_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
+#define SN_RELEASE(...) SN_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+#define SN_NO_THREAD_SAFETY_ANALYSIS SN_THREAD_ANNOTATION(no_thread_safety_analysis)

@@ -1,0 +1,55 @@
+// `supernode`: the command-line face of the engine, after llama.cpp's tools (which users
+// know): run, tokenize, perplexity, bench, logits, inspect, hw, gen-model.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*fn)(int, char**);
+  const char* summary;
+};
+
+constexpr Command kCommands[] = {
+    {"run", sn::cli::cmd_run, "generate text from a prompt"},
+    {"tokenize", sn::cli::cmd_tokenize, "print the token ids of a text"},
+    {"perplexity", sn::cli::cmd_perplexity, "measure perplexity over a text file (llama.cpp's method)"},
+    {"bench", sn::cli::cmd_bench, "measure prompt processing and generation speed"},
+    {"logits", sn::cli::cmd_logits, "print the top-k logits at every prompt position as JSON"},
+    {"inspect", sn::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"hw", sn::cli::cmd_hw, "print what the hardware layer found"},
+    {"gen-model", sn::cli::cmd_gen_model, "write a tiny GGUF model with random weights"},
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(out, "usage: supernode COMMAND [options]   (supernode COMMAND --help for details)\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(out, "  %-12s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  if (cmd == "--version") {
+    std::printf("supernode 0.1.0\n");
+    return 0;
+  }
+  for (const Command& c : kCommands) {
+    if (cmd == c.name) return c.fn(argc, argv);
+  }
+  std::fprintf(stderr, "supernode: unknown command '%s'\n", cmd.c_str());
+  print_usage(stderr);
+  return 2;
+}

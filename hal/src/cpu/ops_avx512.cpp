@@ -1,0 +1,204 @@
+// AVX-512 (F/BW/VL/DQ) kernels for CpuBackend's non-matmul ops (Isa::kAvx512), 16 lanes,
+// tails through masked loads and stores. Compiled with the AVX-512 flags only; everything
+// but the table getter is in an anonymous namespace and no std:: template is instantiated
+// here, so no AVX-512 instruction can leak into a baseline path through ODR merging.
+// Called through the table from backend.cpp after a CPUID check.
+// Thread safety: pure functions; callers give each thread disjoint outputs.
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as the unused merge source, which
+// -Wmaybe-uninitialized reports after inlining (a known false positive).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "ops_kernels.h"
+
+namespace sn::hal::cpu {
+namespace {
+
+#define SN_INLINE inline __attribute__((always_inline))
+
+SN_INLINE __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
+// e^x: range reduction to r in [-ln2/2, ln2/2], degree-6 polynomial, scale by 2^n.
+// Inputs are clamped to [-87.3, 88.3] so the result is a normal float (about 1 ulp).
+SN_INLINE __m512 exp_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+SN_INLINE __m512 silu_mul_ps(__m512 g, __m512 u) {
+  const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+SN_INLINE __m512 load_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+SN_INLINE __m512 load_f16_masked(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+void rms_norm_row(const float* x, const float* w, int64_t dim, float eps, float* y) {
+  __m512d acc0 = _mm512_setzero_pd();
+  __m512d acc1 = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512 sq = _mm512_mul_ps(v, v);
+    acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+    acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
+  }
+  double sum = _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
+  for (; i < dim; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(dim));
+  const float scale = 1.0f / __builtin_sqrtf(mean + eps);
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (i = 0; i < dim; i += 16) {
+    const __mmask16 m = dim - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(dim - i);
+    __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+    if (w != nullptr) r = _mm512_mul_ps(r, _mm512_maskz_loadu_ps(m, w + i));
+    _mm512_mask_storeu_ps(y + i, m, r);
+  }
+}
+
+void rope_head(float* x, const float* cos, const float* sin, int64_t n_pairs, bool neox) {
+  if (neox) {
+    float* x1p = x + n_pairs;
+    for (int64_t i = 0; i < n_pairs; i += 16) {
+      const __mmask16 m = n_pairs - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n_pairs - i);
+      const __m512 c = _mm512_maskz_loadu_ps(m, cos + i);
+      const __m512 s = _mm512_maskz_loadu_ps(m, sin + i);
+      const __m512 x0 = _mm512_maskz_loadu_ps(m, x + i);
+      const __m512 x1 = _mm512_maskz_loadu_ps(m, x1p + i);
+      const __m512 r0 = _mm512_fmsub_ps(x0, c, _mm512_mul_ps(x1, s));
+      const __m512 r1 = _mm512_fmadd_ps(x0, s, _mm512_mul_ps(x1, c));
+      _mm512_mask_storeu_ps(x + i, m, r0);
+      _mm512_mask_storeu_ps(x1p + i, m, r1);
+    }
+    return;
+  }
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  for (int64_t i = 0; i < n_pairs; i += 8) {
+    const int64_t np = n_pairs - i >= 8 ? 8 : n_pairs - i;
+    const __mmask8 mp = static_cast<__mmask8>((1u << np) - 1u);
+    const __mmask16 m = tail_mask(2 * np);
+    const __m512 c = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(mp, cos + i)));
+    const __m512 s = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(mp, sin + i)));
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + 2 * i);
+    const __m512 swapped = _mm512_permute_ps(v, 0xB1);  // (x1, x0) per pair
+    // even lanes: x0*c - x1*s; odd lanes: x1*c + x0*s
+    _mm512_mask_storeu_ps(x + 2 * i, m, _mm512_fmaddsub_ps(v, c, _mm512_mul_ps(swapped, s)));
+  }
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    _mm512_mask_storeu_ps(out + i, m, silu_mul_ps(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+void add(const float* a, const float* b, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i)));
+  }
+}
+
+void f32_to_f16(const float* src, int64_t n, uint16_t* dst) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_mask_storeu_epi16(dst + i, m, h);
+  }
+}
+
+SN_INLINE float dot_q_f16(const float* q, const uint16_t* k, int64_t d) {
+  __m512 acc0 = _mm512_setzero_ps();
+  __m512 acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load_f16(k + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), load_f16(k + i + 16), acc1);
+  }
+  if (i < d) {
+    const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(d - i);
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), load_f16_masked(k + i, m), acc0);
+    i += 16;
+  }
+  if (i < d) {
+    const __mmask16 m = tail_mask(d - i);
+    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), load_f16_masked(k + i, m), acc1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// acc[0..d) += p * v[0..d)
+SN_INLINE void axpy_f16(float p, const uint16_t* v, int64_t d, float* acc) {
+  const __m512 vp = _mm512_set1_ps(p);
+  for (int64_t i = 0; i < d; i += 16) {
+    const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(d - i);
+    _mm512_mask_storeu_ps(acc + i, m, _mm512_fmadd_ps(vp, load_f16_masked(v + i, m), _mm512_maskz_loadu_ps(m, acc + i)));
+  }
+}
+
+void attention_head(const AttentionHeadArgs& a) {
+  const int64_t d = a.head_dim;
+  const int64_t bs = a.block_size;
+  float max_score = -__builtin_inff();
+  for (int64_t j0 = 0; j0 < a.n_pos; j0 += bs) {
+    const int64_t base = static_cast<int64_t>(a.block_table[j0 / bs]) * bs;
+    const int64_t n = a.n_pos - j0 < bs ? a.n_pos - j0 : bs;
+    for (int64_t s = 0; s < n; ++s) {
+      const float score = dot_q_f16(a.q, a.k + (base + s) * a.kv_stride + a.kv_offset, d) * a.scale;
+      a.scores[j0 + s] = score;
+      max_score = score > max_score ? score : max_score;
+    }
+  }
+  const __m512 vmax = _mm512_set1_ps(max_score);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < a.n_pos; j += 16) {
+    const __mmask16 m = a.n_pos - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(a.n_pos - j);
+    const __m512 p = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, a.scores + j), vmax));
+    _mm512_mask_storeu_ps(a.scores + j, m, p);
+    vsum = _mm512_mask_add_ps(vsum, m, vsum, p);
+  }
+  const float sum = _mm512_reduce_add_ps(vsum);
+  for (int64_t i = 0; i < d; ++i) a.acc[i] = 0.0f;
+  for (int64_t j0 = 0; j0 < a.n_pos; j0 += bs) {
+    const int64_t base = static_cast<int64_t>(a.block_table[j0 / bs]) * bs;
+    const int64_t n = a.n_pos - j0 < bs ? a.n_pos - j0 : bs;
+    for (int64_t s = 0; s < n; ++s) axpy_f16(a.scores[j0 + s], a.v + (base + s) * a.kv_stride + a.kv_offset, d, a.acc);
+  }
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  const __m512 vinv = _mm512_set1_ps(inv);
+  for (int64_t i = 0; i < d; i += 16) {
+    const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(d - i);
+    _mm512_mask_storeu_ps(a.out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a.acc + i), vinv));
+  }
+}
+
+#undef SN_INLINE
+
+}  // namespace
+
+const OpsKernels& ops_kernels_avx512() {
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_head};
+  return kTable;
+}
+
+}  // namespace sn::hal::cpu

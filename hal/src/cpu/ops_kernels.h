@@ -1,0 +1,60 @@
+// The per-ISA kernel table for CpuBackend's non-matmul ops: one row/head/chunk of work
+// per call, no threading, no allocation. backend.cpp splits the work over the pool and
+// calls the table of the backend's ISA.
+//
+// Each ISA's kernels live in their own translation unit (ops_scalar.cpp, ops_avx2.cpp,
+// ops_avx512.cpp), compiled with that ISA's flags, everything inside an anonymous
+// namespace and only the table getter exported. This header therefore holds plain C-like
+// declarations only: no inline functions and no templates, so no AVX-512 code can be
+// ODR-merged into a baseline path.
+//
+// Numerics follow llama.cpp's CPU backend (see cpu_backend.h). A kernel's result for one
+// element/row/head must depend only on that element/row/head's inputs (batch invariance):
+// SIMD kernels treat tails so that an element's value does not depend on where it falls
+// in a call.
+// Thread safety: kernels are pure functions of their arguments; any number of threads
+// may call them on disjoint outputs.
+#pragma once
+
+#include <cstdint>
+
+namespace sn::hal::cpu {
+
+// One (token, query head) of paged causal attention.
+struct AttentionHeadArgs {
+  const float* q;            // [head_dim] query, already rounded to f16 values
+  const uint16_t* k;         // KvLayerView::k
+  const uint16_t* v;         // KvLayerView::v
+  const int32_t* block_table;  // the token's sequence's physical blocks
+  int64_t n_pos;             // attend to positions [0, n_pos)
+  int64_t block_size;
+  int64_t kv_stride;         // elements between consecutive slots (n_kv_head * head_dim)
+  int64_t kv_offset;         // kv_head * head_dim
+  int64_t head_dim;
+  float scale;
+  float* scores;             // scratch [n_pos]
+  float* acc;                // scratch [head_dim]
+  float* out;                // [head_dim]
+};
+
+struct OpsKernels {
+  // y = x * (1/sqrtf(mean(x^2) + eps)) [* w]; sum of squares accumulated in double.
+  void (*rms_norm_row)(const float* x, const float* w, int64_t dim, float eps, float* y);
+  // Rotates one head in place by the angles whose cos/sin are given per pair. Normal mode
+  // (neox false): pair i is (x[2i], x[2i+1]); NeoX: (x[i], x[i + n_pairs]).
+  void (*rope_head)(float* x, const float* cos, const float* sin, int64_t n_pairs, bool neox);
+  // out[i] = gate[i] / (1 + exp(-gate[i])) * up[i]. out may equal gate or up.
+  void (*silu_mul)(const float* gate, const float* up, int64_t n, float* out);
+  // out[i] = a[i] + b[i]. out may equal a or b.
+  void (*add)(const float* a, const float* b, int64_t n, float* out);
+  // dst[i] = f16(src[i]), round to nearest even.
+  void (*f32_to_f16)(const float* src, int64_t n, uint16_t* dst);
+  void (*attention_head)(const AttentionHeadArgs& args);
+};
+
+// REQUIRES (avx2/avx512): the CPU supports the family (isa_supported()).
+const OpsKernels& ops_kernels_scalar();
+const OpsKernels& ops_kernels_avx2();
+const OpsKernels& ops_kernels_avx512();
+
+}  // namespace sn::hal::cpu

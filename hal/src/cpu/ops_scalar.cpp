@@ -1,0 +1,85 @@
+// The scalar reference kernels for CpuBackend's non-matmul ops (Isa::kScalar): plain C++,
+// one sequential reduction order, written to mirror llama.cpp's reference arithmetic.
+// Every SIMD family is tested against these. Called through the table from backend.cpp.
+// Thread safety: pure functions; callers give each thread disjoint outputs.
+#include <cmath>
+
+#include "ops_kernels.h"
+#include "supernode/hal/fp16.h"
+
+namespace sn::hal::cpu {
+namespace {
+
+void rms_norm_row(const float* x, const float* w, int64_t dim, float eps, float* y) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(dim));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  if (w != nullptr) {
+    for (int64_t i = 0; i < dim; ++i) y[i] = (x[i] * scale) * w[i];
+  } else {
+    for (int64_t i = 0; i < dim; ++i) y[i] = x[i] * scale;
+  }
+}
+
+void rope_head(float* x, const float* cos, const float* sin, int64_t n_pairs, bool neox) {
+  for (int64_t i = 0; i < n_pairs; ++i) {
+    const float c = cos[i];
+    const float s = sin[i];
+    float* a = neox ? x + i : x + 2 * i;
+    float* b = neox ? x + i + n_pairs : x + 2 * i + 1;
+    const float x0 = *a;
+    const float x1 = *b;
+    *a = x0 * c - x1 * s;
+    *b = x0 * s + x1 * c;
+  }
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void add(const float* a, const float* b, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void f32_to_f16(const float* src, int64_t n, uint16_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = fp32_to_fp16(src[i]);
+}
+
+void attention_head(const AttentionHeadArgs& a) {
+  const int64_t d = a.head_dim;
+  float max_score = -INFINITY;
+  for (int64_t j = 0; j < a.n_pos; ++j) {
+    const int64_t slot = static_cast<int64_t>(a.block_table[j / a.block_size]) * a.block_size + j % a.block_size;
+    const uint16_t* k = a.k + slot * a.kv_stride + a.kv_offset;
+    float dot = 0.0f;
+    for (int64_t i = 0; i < d; ++i) dot += a.q[i] * fp16_to_fp32(k[i]);
+    const float s = dot * a.scale;
+    a.scores[j] = s;
+    if (s > max_score) max_score = s;
+  }
+  for (int64_t i = 0; i < d; ++i) a.acc[i] = 0.0f;
+  float sum = 0.0f;
+  for (int64_t j = 0; j < a.n_pos; ++j) {
+    const float p = std::exp(a.scores[j] - max_score);
+    sum += p;
+    const int64_t slot = static_cast<int64_t>(a.block_table[j / a.block_size]) * a.block_size + j % a.block_size;
+    const uint16_t* v = a.v + slot * a.kv_stride + a.kv_offset;
+    for (int64_t i = 0; i < d; ++i) a.acc[i] += p * fp16_to_fp32(v[i]);
+  }
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int64_t i = 0; i < d; ++i) a.out[i] = a.acc[i] * inv;
+}
+
+}  // namespace
+
+const OpsKernels& ops_kernels_scalar() {
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_head};
+  return kTable;
+}
+
+}  // namespace sn::hal::cpu
