@@ -384,9 +384,13 @@ TEST(CpuOps, AttentionMatchesDenseReference) {
       Guarded out(c.n_tokens() * c.q_row());
       be.attention(c.view(), c.placement(0, c.n_tokens()), c.q.data(), c.n_head, scale, out.data());
       CHECK_TRUE(out.guards_intact());
-      check_close(out.values(), want, 2e-5, 1e-4, "attention vs dense");
+      // The output accumulator is f16 (llama.cpp's flash-attention numerics): each of up
+      // to 70 steps rounds it to 11 significant bits, so the error against exact dense
+      // attention grows to a few 1e-3; between ISAs only the dot products' summation order
+      // differs, which can move an f16 rounding by one unit.
+      check_close(out.values(), want, 4e-3, 4e-3, "attention vs dense");
       if (isa == Isa::kScalar) ref = out.values();
-      check_close(out.values(), ref, 2e-6, 1e-5, "attention vs scalar");
+      check_close(out.values(), ref, 2e-3, 2e-3, "attention vs scalar");
     }
   }
 }

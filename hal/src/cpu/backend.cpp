@@ -143,44 +143,45 @@ void CpuBackend::attention(const KvLayerView& kv, const TokenPlacement& tp, cons
   SN_CHECK(kv.n_kv_head > 0 && n_head % kv.n_kv_head == 0)
       << n_head << " query heads cannot share " << kv.n_kv_head << " KV heads";
   if (tp.n_tokens <= 0) return;
-  const auto head_fn = kernels_for(isa_).attention_head;
+  const auto group_fn = kernels_for(isa_).attention_group;
   const int64_t d = kv.head_dim;
   const int64_t group = n_head / kv.n_kv_head;
-  int64_t max_pos = 0;
+  SN_CHECK(group <= cpu::kMaxAttentionGroup) << group << " query heads per KV head";
+  SN_CHECK(d <= 256) << "head size " << d;
   for (int64_t t = 0; t < tp.n_tokens; ++t) {
     SN_CHECK(tp.positions[t] >= 0) << "token " << t << " has position " << tp.positions[t];
-    max_pos = std::max<int64_t>(max_pos, tp.positions[t]);
   }
-  // Per thread: scores [max_pos + 1], accumulator [d], rounded query [d].
-  const int64_t per_thread = round_up(max_pos + 1, 16) + 2 * round_up(d, 16);
+  // Per thread: the group's accumulators [group][ld] and its f16-rounded queries [group][d].
+  const int64_t ld = round_up(d, 16);
+  const int64_t per_thread = group * ld + round_up(group * d, 16);
   const size_t need = static_cast<size_t>(per_thread) * static_cast<size_t>(pool_.size());
   if (attention_scratch_.size() < need) attention_scratch_.resize(need);
   float* scratch = attention_scratch_.data();
 
-  pool_.parallel_for(tp.n_tokens * n_head, [&](int64_t task, int thread) {
-    const int64_t t = task / n_head;
-    const int64_t h = task % n_head;
-    float* mine = scratch + static_cast<int64_t>(thread) * per_thread;
-    float* acc = mine + round_up(max_pos + 1, 16);
-    float* q16 = acc + round_up(d, 16);
+  // One task per (token, KV head): the group's query heads share each K/V load.
+  pool_.parallel_for(tp.n_tokens * kv.n_kv_head, [&](int64_t task, int thread) {
+    const int64_t t = task / kv.n_kv_head;
+    const int64_t g = task % kv.n_kv_head;
+    float* acc = scratch + static_cast<int64_t>(thread) * per_thread;
+    float* q16 = acc + group * ld;
     // llama.cpp converts Q to the cache's type (F16) before the dot product.
-    const float* qh = q + (t * n_head + h) * d;
-    for (int64_t i = 0; i < d; ++i) q16[i] = fp16_to_fp32(fp32_to_fp16(qh[i]));
-    cpu::AttentionHeadArgs a;
+    const float* qg = q + (t * n_head + g * group) * d;
+    for (int64_t i = 0; i < group * d; ++i) q16[i] = fp16_to_fp32(fp32_to_fp16(qg[i]));
+    cpu::AttentionGroupArgs a;
     a.q = q16;
+    a.n_q = group;
     a.k = kv.k;
     a.v = kv.v;
     a.block_table = tp.block_tables[tp.seq_of_token[t]];
     a.n_pos = static_cast<int64_t>(tp.positions[t]) + 1;
     a.block_size = kv.block_size;
     a.kv_stride = static_cast<int64_t>(kv.n_kv_head) * d;
-    a.kv_offset = (h / group) * d;
+    a.kv_offset = g * d;
     a.head_dim = d;
     a.scale = scale;
-    a.scores = mine;
     a.acc = acc;
-    a.out = out + (t * n_head + h) * d;
-    head_fn(a);
+    a.out = out + (t * n_head + g * group) * d;
+    group_fn(a);
   });
 }
 

@@ -163,73 +163,73 @@ void f32_to_f16(const float* src, int64_t n, uint16_t* dst) {
   }
 }
 
-SN_INLINE float dot_q_f16(const float* q, const uint16_t* k, int64_t d) {
-  __m256 acc0 = _mm256_setzero_ps();
-  __m256 acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= d; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16(k + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), load_f16(k + i + 8), acc1);
-  }
-  if (i + 8 <= d) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16(k + i), acc0);
-    i += 8;
-  }
-  if (i < d) acc1 = _mm256_fmadd_ps(load_partial(q + i, d - i), load_f16_partial(k + i, d - i), acc1);
-  return hsum(_mm256_add_ps(acc0, acc1));
+SN_INLINE __m256 round_f16(__m256 x) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-// acc[0..d) += p * v[0..d)
-SN_INLINE void axpy_f16(float p, const uint16_t* v, int64_t d, float* acc) {
-  const __m256 vp = _mm256_set1_ps(p);
-  int64_t i = 0;
-  for (; i + 8 <= d; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(vp, load_f16(v + i), _mm256_loadu_ps(acc + i)));
-  if (i < d) store_partial(acc + i, _mm256_fmadd_ps(vp, load_f16_partial(v + i, d - i), load_partial(acc + i, d - i)), d - i);
-}
+// head_dim up to 8 * kMaxChunks.
+constexpr int64_t kMaxChunks = 64;
 
-void attention_head(const AttentionHeadArgs& a) {
+void attention_group(const AttentionGroupArgs& a) {
   const int64_t d = a.head_dim;
+  const int64_t nc = (d + 7) / 8;
+  const int64_t ld = (d + 15) / 16 * 16;
+  const int64_t tail = d % 8;
+  float m[kMaxAttentionGroup];
+  float sum[kMaxAttentionGroup];
+  for (int64_t h = 0; h < a.n_q; ++h) {
+    m[h] = -__builtin_inff();
+    sum[h] = 0.0f;
+    for (int64_t c = 0; c < nc; ++c) _mm256_storeu_ps(a.acc + h * ld + 8 * c, _mm256_setzero_ps());
+  }
+  // Lanes past head_dim hold zeros in kf/vf/q loads, so they stay zero in acc.
+  __m256 kf[kMaxChunks];
+  __m256 vf[kMaxChunks];
   const int64_t bs = a.block_size;
-  // Scores, block by block along the sequence's block table.
-  float max_score = -__builtin_inff();
   for (int64_t j0 = 0; j0 < a.n_pos; j0 += bs) {
     const int64_t base = static_cast<int64_t>(a.block_table[j0 / bs]) * bs;
     const int64_t n = a.n_pos - j0 < bs ? a.n_pos - j0 : bs;
     for (int64_t s = 0; s < n; ++s) {
-      const float score = dot_q_f16(a.q, a.k + (base + s) * a.kv_stride + a.kv_offset, d) * a.scale;
-      a.scores[j0 + s] = score;
-      max_score = score > max_score ? score : max_score;
+      const uint16_t* k = a.k + (base + s) * a.kv_stride + a.kv_offset;
+      const uint16_t* v = a.v + (base + s) * a.kv_stride + a.kv_offset;
+      for (int64_t c = 0; c < nc; ++c) {
+        const bool part = c == nc - 1 && tail != 0;
+        kf[c] = part ? load_f16_partial(k + 8 * c, tail) : load_f16(k + 8 * c);
+        vf[c] = part ? load_f16_partial(v + 8 * c, tail) : load_f16(v + 8 * c);
+      }
+      for (int64_t h = 0; h < a.n_q; ++h) {
+        const float* q = a.q + h * d;
+        float* acc = a.acc + h * ld;
+        __m256 p = _mm256_setzero_ps();
+        for (int64_t c = 0; c < nc; ++c) {
+          const bool part = c == nc - 1 && tail != 0;
+          p = _mm256_fmadd_ps(part ? load_partial(q + 8 * c, tail) : _mm256_loadu_ps(q + 8 * c), kf[c], p);
+        }
+        const float score = hsum(p) * a.scale;
+        float vs = 1.0f;
+        float ms = 1.0f;
+        if (score > m[h]) {
+          ms = __builtin_expf(m[h] - score);
+          m[h] = score;
+          const __m256 vms = _mm256_set1_ps(ms);
+          for (int64_t c = 0; c < nc; ++c) {
+            _mm256_storeu_ps(acc + 8 * c, round_f16(_mm256_mul_ps(_mm256_loadu_ps(acc + 8 * c), vms)));
+          }
+        } else {
+          vs = __builtin_expf(score - m[h]);
+        }
+        const __m256 vvs = _mm256_set1_ps(vs);
+        for (int64_t c = 0; c < nc; ++c) {
+          _mm256_storeu_ps(acc + 8 * c, round_f16(_mm256_fmadd_ps(vf[c], vvs, _mm256_loadu_ps(acc + 8 * c))));
+        }
+        sum[h] = sum[h] * ms + vs;
+      }
     }
   }
-  const __m256 vmax = _mm256_set1_ps(max_score);
-  // p_j = exp(s_j - max), summed in 8 lanes; the tail uses the same vector exp.
-  __m256 vsum = _mm256_setzero_ps();
-  int64_t j = 0;
-  for (; j + 8 <= a.n_pos; j += 8) {
-    const __m256 p = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(a.scores + j), vmax));
-    _mm256_storeu_ps(a.scores + j, p);
-    vsum = _mm256_add_ps(vsum, p);
+  for (int64_t h = 0; h < a.n_q; ++h) {
+    const float inv = sum[h] > 0.0f ? 1.0f / sum[h] : 0.0f;
+    for (int64_t i = 0; i < d; ++i) a.out[h * d + i] = a.acc[h * ld + i] * inv;
   }
-  if (j < a.n_pos) {
-    const int64_t n = a.n_pos - j;
-    alignas(32) float buf[8];
-    _mm256_store_ps(buf, exp_ps(_mm256_sub_ps(load_partial(a.scores + j, n), vmax)));
-    for (int64_t t = n; t < 8; ++t) buf[t] = 0.0f;
-    for (int64_t t = 0; t < n; ++t) a.scores[j + t] = buf[t];
-    vsum = _mm256_add_ps(vsum, _mm256_load_ps(buf));
-  }
-  const float sum = hsum(vsum);
-  for (int64_t i = 0; i < d; ++i) a.acc[i] = 0.0f;
-  for (int64_t j0 = 0; j0 < a.n_pos; j0 += bs) {
-    const int64_t base = static_cast<int64_t>(a.block_table[j0 / bs]) * bs;
-    const int64_t n = a.n_pos - j0 < bs ? a.n_pos - j0 : bs;
-    for (int64_t s = 0; s < n; ++s) axpy_f16(a.scores[j0 + s], a.v + (base + s) * a.kv_stride + a.kv_offset, d, a.acc);
-  }
-  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-  const __m256 vinv = _mm256_set1_ps(inv);
-  int64_t i = 0;
-  for (; i + 8 <= d; i += 8) _mm256_storeu_ps(a.out + i, _mm256_mul_ps(_mm256_loadu_ps(a.acc + i), vinv));
-  for (; i < d; ++i) a.out[i] = a.acc[i] * inv;
 }
 
 #undef SN_INLINE
@@ -237,7 +237,7 @@ void attention_head(const AttentionHeadArgs& a) {
 }  // namespace
 
 const OpsKernels& ops_kernels_avx2() {
-  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_head};
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group};
   return kTable;
 }
 

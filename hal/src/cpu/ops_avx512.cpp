@@ -127,68 +127,75 @@ void f32_to_f16(const float* src, int64_t n, uint16_t* dst) {
   }
 }
 
-SN_INLINE float dot_q_f16(const float* q, const uint16_t* k, int64_t d) {
-  __m512 acc0 = _mm512_setzero_ps();
-  __m512 acc1 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load_f16(k + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), load_f16(k + i + 16), acc1);
-  }
-  if (i < d) {
-    const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(d - i);
-    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), load_f16_masked(k + i, m), acc0);
-    i += 16;
-  }
-  if (i < d) {
-    const __mmask16 m = tail_mask(d - i);
-    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), load_f16_masked(k + i, m), acc1);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+SN_INLINE __m512 round_f16(__m512 x) {
+  return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-// acc[0..d) += p * v[0..d)
-SN_INLINE void axpy_f16(float p, const uint16_t* v, int64_t d, float* acc) {
-  const __m512 vp = _mm512_set1_ps(p);
-  for (int64_t i = 0; i < d; i += 16) {
-    const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(d - i);
-    _mm512_mask_storeu_ps(acc + i, m, _mm512_fmadd_ps(vp, load_f16_masked(v + i, m), _mm512_maskz_loadu_ps(m, acc + i)));
-  }
-}
+// head_dim up to 16 * kMaxChunks.
+constexpr int64_t kMaxChunks = 32;
 
-void attention_head(const AttentionHeadArgs& a) {
+void attention_group(const AttentionGroupArgs& a) {
   const int64_t d = a.head_dim;
+  const int64_t nc = (d + 15) / 16;
+  const int64_t ld = nc * 16;
+  const __mmask16 full = static_cast<__mmask16>(0xFFFF);
+  const __mmask16 last = d % 16 != 0 ? tail_mask(d % 16) : full;
+  float m[kMaxAttentionGroup];
+  float sum[kMaxAttentionGroup];
+  for (int64_t h = 0; h < a.n_q; ++h) {
+    m[h] = -__builtin_inff();
+    sum[h] = 0.0f;
+    for (int64_t c = 0; c < nc; ++c) _mm512_storeu_ps(a.acc + h * ld + 16 * c, _mm512_setzero_ps());
+  }
+  __m512 kf[kMaxChunks];
+  __m512 vf[kMaxChunks];
   const int64_t bs = a.block_size;
-  float max_score = -__builtin_inff();
   for (int64_t j0 = 0; j0 < a.n_pos; j0 += bs) {
     const int64_t base = static_cast<int64_t>(a.block_table[j0 / bs]) * bs;
     const int64_t n = a.n_pos - j0 < bs ? a.n_pos - j0 : bs;
     for (int64_t s = 0; s < n; ++s) {
-      const float score = dot_q_f16(a.q, a.k + (base + s) * a.kv_stride + a.kv_offset, d) * a.scale;
-      a.scores[j0 + s] = score;
-      max_score = score > max_score ? score : max_score;
+      const uint16_t* k = a.k + (base + s) * a.kv_stride + a.kv_offset;
+      const uint16_t* v = a.v + (base + s) * a.kv_stride + a.kv_offset;
+      for (int64_t c = 0; c < nc; ++c) {
+        const __mmask16 mk = c == nc - 1 ? last : full;
+        kf[c] = load_f16_masked(k + 16 * c, mk);
+        vf[c] = load_f16_masked(v + 16 * c, mk);
+      }
+      for (int64_t h = 0; h < a.n_q; ++h) {
+        const float* q = a.q + h * d;
+        float* acc = a.acc + h * ld;
+        __m512 p = _mm512_setzero_ps();
+        for (int64_t c = 0; c < nc; ++c) {
+          const __mmask16 mk = c == nc - 1 ? last : full;
+          p = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, q + 16 * c), kf[c], p);
+        }
+        const float score = _mm512_reduce_add_ps(p) * a.scale;
+        float vs = 1.0f;
+        float ms = 1.0f;
+        if (score > m[h]) {
+          ms = __builtin_expf(m[h] - score);
+          m[h] = score;
+          const __m512 vms = _mm512_set1_ps(ms);
+          for (int64_t c = 0; c < nc; ++c) {
+            _mm512_storeu_ps(acc + 16 * c, round_f16(_mm512_mul_ps(_mm512_loadu_ps(acc + 16 * c), vms)));
+          }
+        } else {
+          vs = __builtin_expf(score - m[h]);
+        }
+        const __m512 vvs = _mm512_set1_ps(vs);
+        for (int64_t c = 0; c < nc; ++c) {
+          _mm512_storeu_ps(acc + 16 * c, round_f16(_mm512_fmadd_ps(vf[c], vvs, _mm512_loadu_ps(acc + 16 * c))));
+        }
+        sum[h] = sum[h] * ms + vs;
+      }
     }
   }
-  const __m512 vmax = _mm512_set1_ps(max_score);
-  __m512 vsum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < a.n_pos; j += 16) {
-    const __mmask16 m = a.n_pos - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(a.n_pos - j);
-    const __m512 p = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, a.scores + j), vmax));
-    _mm512_mask_storeu_ps(a.scores + j, m, p);
-    vsum = _mm512_mask_add_ps(vsum, m, vsum, p);
-  }
-  const float sum = _mm512_reduce_add_ps(vsum);
-  for (int64_t i = 0; i < d; ++i) a.acc[i] = 0.0f;
-  for (int64_t j0 = 0; j0 < a.n_pos; j0 += bs) {
-    const int64_t base = static_cast<int64_t>(a.block_table[j0 / bs]) * bs;
-    const int64_t n = a.n_pos - j0 < bs ? a.n_pos - j0 : bs;
-    for (int64_t s = 0; s < n; ++s) axpy_f16(a.scores[j0 + s], a.v + (base + s) * a.kv_stride + a.kv_offset, d, a.acc);
-  }
-  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-  const __m512 vinv = _mm512_set1_ps(inv);
-  for (int64_t i = 0; i < d; i += 16) {
-    const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(d - i);
-    _mm512_mask_storeu_ps(a.out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a.acc + i), vinv));
+  for (int64_t h = 0; h < a.n_q; ++h) {
+    const __m512 inv = _mm512_set1_ps(sum[h] > 0.0f ? 1.0f / sum[h] : 0.0f);
+    for (int64_t c = 0; c < nc; ++c) {
+      const __mmask16 mk = c == nc - 1 ? last : full;
+      _mm512_mask_storeu_ps(a.out + h * d + 16 * c, mk, _mm512_mul_ps(_mm512_loadu_ps(a.acc + h * ld + 16 * c), inv));
+    }
   }
 }
 
@@ -197,7 +204,7 @@ void attention_head(const AttentionHeadArgs& a) {
 }  // namespace
 
 const OpsKernels& ops_kernels_avx512() {
-  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_head};
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group};
   return kTable;
 }
 

@@ -20,22 +20,28 @@
 
 namespace sn::hal::cpu {
 
-// One (token, query head) of paged causal attention.
-struct AttentionHeadArgs {
-  const float* q;            // [head_dim] query, already rounded to f16 values
-  const uint16_t* k;         // KvLayerView::k
-  const uint16_t* v;         // KvLayerView::v
+// One token's attention for the query heads that share one KV head (GQA group), over
+// the token's sequence's paged F16 cache, with llama.cpp's flash-attention numerics: the
+// query is rounded to f16, keys are visited in position order with an online softmax
+// (running max M and sum S), and each head's output accumulator is an f16 vector that is
+// rescaled when M grows and receives v * exp(s - M) with one f16 rounding per step.
+struct AttentionGroupArgs {
+  const float* q;              // [n_q][head_dim], values already rounded to f16
+  int64_t n_q;                 // query heads in the group (<= kMaxAttentionGroup)
+  const uint16_t* k;           // KvLayerView::k
+  const uint16_t* v;           // KvLayerView::v
   const int32_t* block_table;  // the token's sequence's physical blocks
-  int64_t n_pos;             // attend to positions [0, n_pos)
+  int64_t n_pos;               // attend to positions [0, n_pos)
   int64_t block_size;
-  int64_t kv_stride;         // elements between consecutive slots (n_kv_head * head_dim)
-  int64_t kv_offset;         // kv_head * head_dim
+  int64_t kv_stride;           // elements between consecutive slots (n_kv_head * head_dim)
+  int64_t kv_offset;           // kv_head * head_dim
   int64_t head_dim;
   float scale;
-  float* scores;             // scratch [n_pos]
-  float* acc;                // scratch [head_dim]
-  float* out;                // [head_dim]
+  float* acc;                  // scratch [n_q][head_dim rounded up to 16]
+  float* out;                  // [n_q][head_dim]
 };
+
+inline constexpr int64_t kMaxAttentionGroup = 64;
 
 struct OpsKernels {
   // y = x * (1/sqrtf(mean(x^2) + eps)) [* w]; sum of squares accumulated in double.
@@ -49,7 +55,7 @@ struct OpsKernels {
   void (*add)(const float* a, const float* b, int64_t n, float* out);
   // dst[i] = f16(src[i]), round to nearest even.
   void (*f32_to_f16)(const float* src, int64_t n, uint16_t* dst);
-  void (*attention_head)(const AttentionHeadArgs& args);
+  void (*attention_group)(const AttentionGroupArgs& args);
 };
 
 // REQUIRES (avx2/avx512): the CPU supports the family (isa_supported()).

@@ -50,35 +50,51 @@ void f32_to_f16(const float* src, int64_t n, uint16_t* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = fp32_to_fp16(src[i]);
 }
 
-void attention_head(const AttentionHeadArgs& a) {
+float round_f16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
+
+void attention_group(const AttentionGroupArgs& a) {
   const int64_t d = a.head_dim;
-  float max_score = -INFINITY;
+  const int64_t ld = (d + 15) / 16 * 16;
+  float m[kMaxAttentionGroup];
+  float sum[kMaxAttentionGroup];
+  for (int64_t h = 0; h < a.n_q; ++h) {
+    m[h] = -INFINITY;
+    sum[h] = 0.0f;
+    for (int64_t i = 0; i < d; ++i) a.acc[h * ld + i] = 0.0f;
+  }
   for (int64_t j = 0; j < a.n_pos; ++j) {
     const int64_t slot = static_cast<int64_t>(a.block_table[j / a.block_size]) * a.block_size + j % a.block_size;
     const uint16_t* k = a.k + slot * a.kv_stride + a.kv_offset;
-    float dot = 0.0f;
-    for (int64_t i = 0; i < d; ++i) dot += a.q[i] * fp16_to_fp32(k[i]);
-    const float s = dot * a.scale;
-    a.scores[j] = s;
-    if (s > max_score) max_score = s;
-  }
-  for (int64_t i = 0; i < d; ++i) a.acc[i] = 0.0f;
-  float sum = 0.0f;
-  for (int64_t j = 0; j < a.n_pos; ++j) {
-    const float p = std::exp(a.scores[j] - max_score);
-    sum += p;
-    const int64_t slot = static_cast<int64_t>(a.block_table[j / a.block_size]) * a.block_size + j % a.block_size;
     const uint16_t* v = a.v + slot * a.kv_stride + a.kv_offset;
-    for (int64_t i = 0; i < d; ++i) a.acc[i] += p * fp16_to_fp32(v[i]);
+    for (int64_t h = 0; h < a.n_q; ++h) {
+      const float* q = a.q + h * d;
+      float* acc = a.acc + h * ld;
+      float dot = 0.0f;
+      for (int64_t i = 0; i < d; ++i) dot += q[i] * fp16_to_fp32(k[i]);
+      const float s = dot * a.scale;
+      float ms = 1.0f;
+      float vs = 1.0f;
+      if (s > m[h]) {
+        ms = std::exp(m[h] - s);
+        m[h] = s;
+        for (int64_t i = 0; i < d; ++i) acc[i] = round_f16(acc[i] * ms);
+      } else {
+        vs = std::exp(s - m[h]);
+      }
+      for (int64_t i = 0; i < d; ++i) acc[i] = round_f16(std::fma(fp16_to_fp32(v[i]), vs, acc[i]));
+      sum[h] = sum[h] * ms + vs;
+    }
   }
-  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-  for (int64_t i = 0; i < d; ++i) a.out[i] = a.acc[i] * inv;
+  for (int64_t h = 0; h < a.n_q; ++h) {
+    const float inv = sum[h] > 0.0f ? 1.0f / sum[h] : 0.0f;
+    for (int64_t i = 0; i < d; ++i) a.out[h * d + i] = a.acc[h * ld + i] * inv;
+  }
 }
 
 }  // namespace
 
 const OpsKernels& ops_kernels_scalar() {
-  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_head};
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group};
   return kTable;
 }
 
