@@ -71,11 +71,12 @@ int cmd_perplexity(int argc, char** argv) {
   const engine::Tokenizer& tok = model.tokenizer();
   const int32_t n_ctx = static_cast<int32_t>(*ctx);
   std::vector<int32_t> tokens = tok.encode(*text, {.add_special = true, .parse_special = false});
-  long long n_chunks = static_cast<long long>(tokens.size()) / n_ctx;
+  // As llama-perplexity counts them: whole chunks of the text without its last token.
+  long long n_chunks = (static_cast<long long>(tokens.size()) - 1) / n_ctx;
   if (*max_chunks > 0) n_chunks = std::min(n_chunks, *max_chunks);
   if (n_chunks == 0) {
     return runtime_error(Status::invalid_argument(
-        "perplexity", "the text has " + std::to_string(tokens.size()) + " tokens, fewer than one chunk of " +
+        "perplexity", "the text has " + std::to_string(tokens.size()) + " tokens, not more than one chunk of " +
                           std::to_string(n_ctx) + " (use a smaller -c)"));
   }
   std::fprintf(stderr, "perplexity: %zu tokens, %lld chunks of %d\n", tokens.size(), n_chunks, n_ctx);
