@@ -1,6 +1,7 @@
 // CpuBackend::matmul at TinyLlama-1.1B shapes, 2 threads: GEMV (1 token, decode) reports
 // weight bytes streamed per second; GEMM (128 tokens, prefill) reports ops (2 per
-// multiply-add) per second. One benchmark per weight type x kernel family x shape.
+// multiply-add) per second. One benchmark per weight type x kernel family x shape; the
+// "avx512-packed" family runs weights prepared by CpuBackend::prepare (what the engine does).
 //
 //   ./build/bin/bench_hal --benchmark_filter=Matmul --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true
@@ -47,7 +48,8 @@ std::vector<uint8_t> random_weights(DType type, int64_t rows, int64_t cols) {
   return w;
 }
 
-void bm_matmul(benchmark::State& state, DType type, Isa isa, int64_t rows, int64_t cols, int64_t n_tokens) {
+void bm_matmul(benchmark::State& state, DType type, Isa isa, bool packed, int64_t rows, int64_t cols,
+               int64_t n_tokens) {
   if (!sn::hal::isa_supported(isa)) {
     state.SkipWithError("kernel family not supported by this CPU");
     return;
@@ -60,6 +62,7 @@ void bm_matmul(benchmark::State& state, DType type, Isa isa, int64_t rows, int64
   for (float& v : x) v = u(rng);
   std::vector<float> y(static_cast<size_t>(n_tokens * rows));
   const sn::hal::WeightView view{type, rows, cols, w.data()};
+  if (packed) be.prepare(view);
   for (auto _ : state) {
     be.matmul(view, x.data(), n_tokens, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
@@ -79,17 +82,25 @@ struct Shape {
 int register_all() {
   const Shape shapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
   const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
-  const Isa isas[] = {Isa::kAvx512, Isa::kAvx2, Isa::kScalar};
+  struct Family {
+    Isa isa;
+    bool packed;
+    const char* name;
+  };
+  const Family families[] = {{Isa::kAvx512, true, "avx512-packed"}, {Isa::kAvx512, false, "avx512"},
+                             {Isa::kAvx2, false, "avx2"}, {Isa::kScalar, false, "scalar"}};
   for (int64_t n_tokens : {1, 128}) {
     for (DType type : types) {
-      for (Isa isa : isas) {
+      for (const Family& f : families) {
+        const Isa isa = f.isa;
+        const bool packed = f.packed;
         if (isa == Isa::kScalar && n_tokens > 1) continue;  // minutes per iteration, not informative
         for (const Shape& s : shapes) {
           const std::string name = std::string(n_tokens == 1 ? "MatmulGemv/" : "MatmulGemm/") +
-                                   sn::hal::dtype_name(type) + "/" + sn::hal::isa_name(isa) + "/" +
+                                   sn::hal::dtype_name(type) + "/" + f.name + "/" +
                                    std::to_string(s.rows) + "x" + std::to_string(s.cols);
           benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
-            bm_matmul(st, type, isa, s.rows, s.cols, n_tokens);
+            bm_matmul(st, type, isa, packed, s.rows, s.cols, n_tokens);
           })
               ->Unit(benchmark::kMicrosecond)
               ->UseRealTime()

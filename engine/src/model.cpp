@@ -315,7 +315,15 @@ void KvCache::free(int32_t block) {
 // ---- forward ----
 
 Forward::Forward(const Model& model, hal::CpuBackend& backend, KvCache& cache)
-    : model_(model), be_(backend), cache_(cache) {}
+    : model_(model), be_(backend), cache_(cache) {
+  // Repack every matmul weight once into the backend's fastest layout (a no-op where it has
+  // none, and for weights an earlier Forward on this backend already prepared).
+  for (int il = 0; il < model_.config().n_layer; ++il) {
+    const LayerWeights& L = model_.layer(il);
+    for (const hal::WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) be_.prepare(*w);
+  }
+  be_.prepare(model_.output());
+}
 
 void Forward::ensure_capacity(int64_t n) {
   const ModelConfig& c = model_.config();

@@ -1,7 +1,7 @@
 // CpuBackend::matmul and get_rows: every weight type x every kernel family against the
 // scalar reference on odd shapes with guard regions, the scalar reference against an f32
 // matmul of the dequantized weights, and batch invariance (bit-exact across n_tokens,
-// companions and thread counts).
+// companions and thread counts), each also with weights packed by CpuBackend::prepare.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -27,6 +27,7 @@ namespace {
 const DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
                         DType::kQ5_1, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 const Isa kSimdIsas[] = {Isa::kAvx2, Isa::kAvx512};
+const DType kPackedTypes[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
 
 // Weights of `rows` x `cols`: random bytes, f16 scale fields set to modest values, float
 // types uniform in [-1, 1].
@@ -60,6 +61,13 @@ std::vector<uint8_t> random_weights(DType type, int64_t rows, int64_t cols, uint
   return w;
 }
 
+bool is_packed_type(DType type) {
+  for (DType t : kPackedTypes) {
+    if (t == type) return true;
+  }
+  return false;
+}
+
 int64_t cols_for(DType type, int64_t n_blocks_or_elems) {
   return sn::hal::dtype_info(type).block_elems * n_blocks_or_elems;
 }
@@ -81,6 +89,34 @@ Result run_matmul(CpuBackend& be, const WeightView& w, const float* x, int64_t n
     if (!output && std::memcmp(&r.y[i], &kCanary, 4) != 0) r.guards_ok = false;
   }
   return r;
+}
+
+// Compares be's matmul of w with the scalar backend's on several batch sizes.
+void check_against_reference(CpuBackend& ref, CpuBackend& be, const WeightView& w) {
+  const int64_t rows = w.rows, cols = w.cols;
+  for (int64_t n_tokens : {1, 3, 7, 33}) {
+    const std::vector<float> x = sn::testing::random_floats(static_cast<size_t>(n_tokens * cols), 7, -2.0f, 2.0f);
+    const int64_t y_stride = rows + 5;
+    const Result want = run_matmul(ref, w, x.data(), n_tokens, y_stride);
+    const Result got = run_matmul(be, w, x.data(), n_tokens, y_stride);
+    CHECK_TRUE_TEXT(got.guards_ok, "guard region overwritten");
+    CHECK_TRUE(want.guards_ok);
+    float max_ref = 0.0f;
+    for (float v : want.y) {
+      if (v != kCanary) max_ref = std::fmax(max_ref, std::fabs(v));
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float a = want.y[t * y_stride + r], b = got.y[t * y_stride + r];
+        if (!(std::fabs(a - b) <= 2e-5f * max_ref + 1e-6f)) {
+          std::fprintf(stderr, "%s %s rows=%lld tokens=%lld t=%lld r=%lld ref=%g got=%g\n", sn::hal::isa_name(be.isa()),
+                       sn::hal::dtype_name(w.type), static_cast<long long>(rows), static_cast<long long>(n_tokens),
+                       static_cast<long long>(t), static_cast<long long>(r), a, b);
+          FAIL("SIMD result differs from the scalar reference");
+        }
+      }
+    }
+  }
 }
 
 bool skip_isa(Isa isa) {
@@ -108,29 +144,24 @@ TEST(Matmul, EveryIsaMatchesScalarReference) {
       const int64_t rows = 37;
       const std::vector<uint8_t> wd = random_weights(type, rows, cols, 100 + static_cast<uint32_t>(type));
       const WeightView w{type, rows, cols, wd.data()};
-      for (int64_t n_tokens : {1, 3, 7, 33}) {
-        const std::vector<float> x = sn::testing::random_floats(static_cast<size_t>(n_tokens * cols), 7, -2.0f, 2.0f);
-        const int64_t y_stride = rows + 5;
-        const Result want = run_matmul(ref, w, x.data(), n_tokens, y_stride);
-        const Result got = run_matmul(be, w, x.data(), n_tokens, y_stride);
-        CHECK_TRUE_TEXT(got.guards_ok, "guard region overwritten");
-        CHECK_TRUE(want.guards_ok);
-        float max_ref = 0.0f;
-        for (float v : want.y) {
-          if (v != kCanary) max_ref = std::fmax(max_ref, std::fabs(v));
-        }
-        for (int64_t t = 0; t < n_tokens; ++t) {
-          for (int64_t r = 0; r < rows; ++r) {
-            const float a = want.y[t * y_stride + r], b = got.y[t * y_stride + r];
-            if (!(std::fabs(a - b) <= 2e-5f * max_ref + 1e-6f)) {
-              std::fprintf(stderr, "%s %s tokens=%lld t=%lld r=%lld ref=%g got=%g\n", sn::hal::isa_name(isa),
-                           sn::hal::dtype_name(type), static_cast<long long>(n_tokens), static_cast<long long>(t),
-                           static_cast<long long>(r), a, b);
-              FAIL("SIMD result differs from the scalar reference");
-            }
-          }
-        }
-      }
+      check_against_reference(ref, be, w);
+    }
+  }
+}
+
+TEST(Matmul, PackedMatchesScalarReference) {
+  if (skip_isa(Isa::kAvx512)) return;
+  CpuBackend ref(*pool, Isa::kScalar);
+  for (DType type : kPackedTypes) {
+    const bool k = sn::hal::dtype_info(type).block_elems == 256;
+    for (int64_t rows : {37, 16, 5, 70}) {
+      const int64_t cols = cols_for(type, k ? (rows == 5 ? 1 : 3) : (rows == 5 ? 1 : 7));
+      const std::vector<uint8_t> wd = random_weights(type, rows, cols, 500 + static_cast<uint32_t>(rows) + static_cast<uint32_t>(type));
+      const WeightView w{type, rows, cols, wd.data()};
+      CpuBackend be(*pool, Isa::kAvx512);
+      be.prepare(w);
+      be.prepare(w);  // idempotent
+      check_against_reference(ref, be, w);
     }
   }
 }
@@ -167,18 +198,25 @@ TEST(Matmul, ScalarMatchesDequantizedF32) {
   }
 }
 
-TEST(Matmul, BatchInvariant) {
+namespace {
+
+void check_batch_invariance(ThreadPool& pool, bool packed) {
   ThreadPool one({.n_threads = 1, .pin = false});
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
     if (skip_isa(isa)) continue;
-    CpuBackend be2(*pool, isa);
+    CpuBackend be2(pool, isa);
     CpuBackend be1(one, isa);
     for (DType type : kTypes) {
+      if (packed && !is_packed_type(type)) continue;
       const sn::hal::DTypeInfo info = sn::hal::dtype_info(type);
       const int64_t cols = info.block_elems == 1 ? 133 : info.block_elems * (info.block_elems == 256 ? 3 : 9);
       const int64_t rows = 70, n_tokens = 37;
       const std::vector<uint8_t> wd = random_weights(type, rows, cols, 300 + static_cast<uint32_t>(type));
       const WeightView w{type, rows, cols, wd.data()};
+      if (packed) {
+        be1.prepare(w);
+        be2.prepare(w);
+      }
       const std::vector<float> x = sn::testing::random_floats(static_cast<size_t>(n_tokens * cols), 9, -1.5f, 1.5f);
       std::vector<float> all(static_cast<size_t>(n_tokens * rows)), all1(all.size());
       be2.matmul(w, x.data(), n_tokens, all.data(), rows);
@@ -205,6 +243,12 @@ TEST(Matmul, BatchInvariant) {
     }
   }
 }
+
+}  // namespace
+
+TEST(Matmul, BatchInvariant) { check_batch_invariance(*pool, false); }
+
+TEST(Matmul, PackedBatchInvariant) { check_batch_invariance(*pool, true); }
 
 TEST(Matmul, GetRowsMatchesDequantize) {
   CpuBackend be(*pool, Isa::kScalar);

@@ -231,3 +231,45 @@ TEST(Quant, HalfActivationsRound) {
     }
   }
 }
+
+// The AVX2 quantizers produce the scalar reference's records byte for byte, ties (to even)
+// and side sums included.
+TEST(Quant, SimdActivationsMatchScalar) {
+  const int64_t n = 256 * 4;
+  std::vector<float> x = sn::testing::random_floats(n, 14, -3.0f, 3.0f);
+  // Block 0 (32) and super-block 0: amax 127 -> scale 1 (Q8_0), halves are exact ties.
+  x[0] = 127.0f;
+  for (int j = 1; j < 32; ++j) x[j] = static_cast<float>(j % 9) - 4.5f;
+  for (int j = 32; j < 64; ++j) x[j] = 0.0f;  // an all-zero 32-block
+  // Super-block 1: +m and -m both present; the first one decides the sign.
+  x[256 + 40] = -7.0f;
+  x[256 + 90] = 7.0f;
+  for (int j = 512; j < 768; ++j) x[j] = 0.0f;  // an all-zero super-block
+  for (cpu::DotType dt : {cpu::DotType::kQ8_0, cpu::DotType::kQ8_1, cpu::DotType::kQ8_K}) {
+    const cpu::ActLayout l = cpu::act_layout(dt, n);
+    std::vector<uint8_t> r1(static_cast<size_t>(l.token_bytes) + 64, 0xA5), r2(r1);
+    uint8_t* p1 = r1.data() + ((64 - reinterpret_cast<uintptr_t>(r1.data()) % 64) % 64);
+    uint8_t* p2 = r2.data() + ((64 - reinterpret_cast<uintptr_t>(r2.data()) % 64) % 64);
+    cpu::quantize_act(l, x.data(), n, p1);
+    cpu::quantize_act_avx2(l, x.data(), n, p2);
+    CHECK_TRUE_TEXT(std::memcmp(p1, p2, static_cast<size_t>(l.token_bytes)) == 0, "SIMD record differs");
+    const cpu::ActRow a = cpu::act_row(l, p1);
+    if (dt == cpu::DotType::kQ8_K) {
+      CHECK_TRUE(a.d[1] > 0.0f);  // the first largest magnitude is -7: iscale = -127 / -7 > 0
+      for (int64_t g = 0; g < n / 16; ++g) LONGS_EQUAL(-32 * a.bsums[g], a.off32[g]);
+      for (int64_t g = 0; g < n / 32; ++g) LONGS_EQUAL(a.bsums[2 * g] + a.bsums[2 * g + 1], a.bsums32[g]);
+    } else {
+      DOUBLES_EQUAL(1.0, a.d[0], 0.0);
+      for (int j = 1; j < 32; ++j) {
+        const float v = static_cast<float>(j % 9) - 4.5f;
+        LONGS_EQUAL(static_cast<long>(std::nearbyint(v)), a.qs[j]);  // ties to even
+      }
+      for (int64_t b = 0; b < n / 32; ++b) {
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) sum += a.qs[b * 32 + j];
+        LONGS_EQUAL(-8 * sum, a.off8[b]);
+        LONGS_EQUAL(-128 * sum, a.off128[b]);
+      }
+    }
+  }
+}

@@ -20,8 +20,9 @@
 namespace sn::hal::cpu {
 
 struct MatmulTask {
-  const uint8_t* w = nullptr;  // row r at w + r * row_bytes
+  const uint8_t* w = nullptr;  // row r at w + r * row_bytes (packed: group g at w + g * row_bytes)
   int64_t row_bytes = 0;
+  int64_t rows = 0;            // valid rows (packed kernels compute padding rows past it, store none)
   int64_t cols = 0;
   ActLayout layout;              // token t's activations: act_row(layout, act + t * layout.token_bytes)
   const uint8_t* act = nullptr;  // 64-byte aligned (except kF32: the caller's x)
@@ -44,5 +45,10 @@ const MatmulKernelTable& matmul_kernels_avx512();
 
 // The kernel for `type` in family `isa`, or nullptr when `type` has no matmul.
 [[nodiscard]] MatmulKernel matmul_kernel(Isa isa, DType type);
+
+// The AVX-512 kernel over packed weights (pack.h) of `type`, or nullptr. Its row ranges
+// start at multiples of kPackRows; task.w is the packed weight, task.row_bytes the bytes
+// of one group.
+[[nodiscard]] MatmulKernel packed_kernel_avx512(DType type);
 
 }  // namespace sn::hal::cpu

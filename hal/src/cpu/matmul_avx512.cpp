@@ -129,12 +129,9 @@ struct Q4_0 {
   using Block = BlockQ4_0;
   static constexpr int kShift = 3;  // offset 8
   static constexpr bool kMin = false;
-  // One masked load of both blocks, then word permutes: fewer uops than separate loads.
   SN_INLINE static void unpack2(const Block* b, W32& w) {
-    const __m512i x = _mm512_maskz_loadu_epi16(0x3FFFF, b);
-    const __m512i t = _mm512_permutexvar_epi16(_mm512_load_si512(kQ4_0Index.qs), x);
-    w.u = _mm512_and_si512(_mm512_mask_srli_epi16(t, 0xFF00FF00u, t, 4), _mm512_set1_epi8(0x0F));
-    w.dx = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_load_si512(kQ4_0Index.d), x)));
+    w.u = nibbles2(b[0].qs, b[1].qs);
+    w.dx = pair_ps(h2f(b[0].d), h2f(b[1].d));
   }
   SN_INLINE static void unpack1(const Block* b, W32& w) {
     w.u = nibbles1(b[0].qs);

@@ -215,6 +215,10 @@ ActLayout act_layout(DotType type, int64_t n) {
       off += align64(n / kQK * 4);
       l.nls = off;
       off += align64(n);  // n/4 int32
+      l.off8 = off;
+      off += align64(n / kQK * 4);
+      l.off128 = off;
+      off += align64(n / kQK * 4);
       l.token_bytes = off;
       return l;
     case DotType::kQ8_K:
@@ -224,6 +228,10 @@ ActLayout act_layout(DotType type, int64_t n) {
       off += align64(n / kQKK * 4);
       l.bsums = off;
       off += align64(n / 16 * 2);
+      l.bsums32 = off;
+      off += align64(n / 32 * 2);
+      l.off32 = off;
+      off += align64(n / 16 * 4);
       l.token_bytes = off;
       return l;
   }
@@ -246,11 +254,15 @@ ActRow act_row(const ActLayout& l, const uint8_t* rec) {
       r.d = reinterpret_cast<const float*>(rec + l.d);
       r.s = reinterpret_cast<const float*>(rec + l.s);
       r.nls = reinterpret_cast<const int32_t*>(rec + l.nls);
+      r.off8 = reinterpret_cast<const int32_t*>(rec + l.off8);
+      r.off128 = reinterpret_cast<const int32_t*>(rec + l.off128);
       break;
     case DotType::kQ8_K:
       r.qs = reinterpret_cast<const int8_t*>(rec + l.qs);
       r.d = reinterpret_cast<const float*>(rec + l.d);
       r.bsums = reinterpret_cast<const int16_t*>(rec + l.bsums);
+      r.bsums32 = reinterpret_cast<const int16_t*>(rec + l.bsums32);
+      r.off32 = reinterpret_cast<const int32_t*>(rec + l.off32);
       break;
   }
   return r;
@@ -277,6 +289,8 @@ void quantize_act(const ActLayout& l, const float* x, int64_t n, uint8_t* rec) {
       auto* d = reinterpret_cast<float*>(rec + l.d);
       auto* s = reinterpret_cast<float*>(rec + l.s);
       auto* nls = reinterpret_cast<int32_t*>(rec + l.nls);
+      auto* off8 = reinterpret_cast<int32_t*>(rec + l.off8);
+      auto* off128 = reinterpret_cast<int32_t*>(rec + l.off128);
       for (int64_t b = 0; b < n / kQK; ++b) {
         const float* xb = x + b * kQK;
         float amax = 0.0f;
@@ -285,7 +299,7 @@ void quantize_act(const ActLayout& l, const float* x, int64_t n, uint8_t* rec) {
         const float id = db != 0.0f ? 1.0f / db : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < kQK; ++j) {
-          const int q = static_cast<int>(std::roundf(xb[j] * id));
+          const int q = static_cast<int>(std::nearbyintf(xb[j] * id));  // ties to even
           qs[b * kQK + j] = static_cast<int8_t>(q);
           sum += q;
         }
@@ -295,6 +309,8 @@ void quantize_act(const ActLayout& l, const float* x, int64_t n, uint8_t* rec) {
         }
         d[b] = round_f16(db);
         s[b] = round_f16(static_cast<float>(sum) * db);
+        off8[b] = -8 * sum;
+        off128[b] = -128 * sum;
       }
       return;
     }
@@ -302,6 +318,8 @@ void quantize_act(const ActLayout& l, const float* x, int64_t n, uint8_t* rec) {
       auto* qs = reinterpret_cast<int8_t*>(rec + l.qs);
       auto* d = reinterpret_cast<float*>(rec + l.d);
       auto* bsums = reinterpret_cast<int16_t*>(rec + l.bsums);
+      auto* bsums32 = reinterpret_cast<int16_t*>(rec + l.bsums32);
+      auto* off32 = reinterpret_cast<int32_t*>(rec + l.off32);
       for (int64_t b = 0; b < n / kQKK; ++b) {
         const float* xb = x + b * kQKK;
         int8_t* q = qs + b * kQKK;
@@ -316,7 +334,8 @@ void quantize_act(const ActLayout& l, const float* x, int64_t n, uint8_t* rec) {
         if (amax == 0.0f) {
           d[b] = 0.0f;
           std::memset(q, 0, kQKK);
-          for (int g = 0; g < 16; ++g) bsums[b * 16 + g] = 0;
+          for (int g = 0; g < 16; ++g) bsums[b * 16 + g] = 0, off32[b * 16 + g] = 0;
+          for (int g = 0; g < 8; ++g) bsums32[b * 8 + g] = 0;
           continue;
         }
         const float iscale = -127.0f / max;
@@ -328,6 +347,10 @@ void quantize_act(const ActLayout& l, const float* x, int64_t n, uint8_t* rec) {
           int sum = 0;
           for (int j = 0; j < 16; ++j) sum += q[g * 16 + j];
           bsums[b * 16 + g] = static_cast<int16_t>(sum);
+          off32[b * 16 + g] = -32 * sum;
+        }
+        for (int g = 0; g < 8; ++g) {
+          bsums32[b * 8 + g] = static_cast<int16_t>(bsums[b * 16 + 2 * g] + bsums[b * 16 + 2 * g + 1]);
         }
         d[b] = 1.0f / iscale;
       }

@@ -85,8 +85,12 @@ enum class DotType { kF32, kF16, kBF16, kQ8_0, kQ8_1, kQ8_K };
 // Quantized activations of one token, in our own (private) layout: separate arrays so the
 // kernels load aligned vectors. Pointers into the matmul scratch.
 //   kQ8_0/kQ8_1: qs[n] int8, d[n/32] (the f16-rounded block scale, as f32),
-//                s[n/32] (Q8_1: f16-rounded d * sum(qs)), nls[n/4] (-(sum of each 4 qs)).
-//   kQ8_K:       qs[n] int8, d[n/256] f32, bsums[n/16] (sum of each 16 qs).
+//                s[n/32] (Q8_1: f16-rounded d * sum(qs)), nls[n/4] (-(sum of each 4 qs)),
+//                off8[n/32] and off128[n/32] (-8 and -128 times the block's sum of qs: the
+//                offset corrections of the packed q4_0 and q8_0 kernels).
+//   kQ8_K:       qs[n] int8, d[n/256] f32, bsums[n/16] (sum of each 16 qs),
+//                bsums32[n/32] (int16 sum of each 32 qs), off32[n/16] (int32, -32 times each
+//                16-sum: the packed q6_K kernel's offset correction).
 //   kF16/kBF16:  h[n] halves.  kF32: f (the caller's x).
 struct ActRow {
   const int8_t* qs = nullptr;
@@ -94,6 +98,10 @@ struct ActRow {
   const float* s = nullptr;
   const int32_t* nls = nullptr;
   const int16_t* bsums = nullptr;
+  const int32_t* off8 = nullptr;
+  const int32_t* off128 = nullptr;
+  const int16_t* bsums32 = nullptr;
+  const int32_t* off32 = nullptr;
   const uint16_t* h = nullptr;
   const float* f = nullptr;
 };
@@ -104,11 +112,17 @@ struct ActLayout {
   DotType type = DotType::kF32;
   int64_t token_bytes = 0;
   int64_t qs = 0, d = 0, s = 0, nls = 0, bsums = 0, h = 0;
+  int64_t off8 = 0, off128 = 0, bsums32 = 0, off32 = 0;
 };
 [[nodiscard]] ActLayout act_layout(DotType type, int64_t n);
 
 // Quantizes one token x[n] into its record at `rec` (64-byte aligned). Not for kF32.
+// The scalar reference; values are rounded to nearest, ties to even.
 void quantize_act(const ActLayout& layout, const float* x, int64_t n, uint8_t* rec);
+
+// The same, vectorized with AVX2 (quant_avx2.cpp): bit-identical records.
+// REQUIRES: the CPU has AVX2 (every CPU of our baseline does).
+void quantize_act_avx2(const ActLayout& layout, const float* x, int64_t n, uint8_t* rec);
 
 // The view of a token's record (for kF32 `rec` is the token's f32 row).
 [[nodiscard]] ActRow act_row(const ActLayout& layout, const uint8_t* rec);

@@ -6,6 +6,7 @@
 //
 //   hal::ThreadPool pool({.n_threads = 2});
 //   hal::CpuBackend be(pool, hal::best_isa());
+//   be.prepare(w);                           // once per weight, at load (optional)
 //   be.matmul(w, x, n_tokens, y, w.rows);
 //
 // Numerics follow llama.cpp's CPU backend so our logits track its reference outputs:
@@ -22,6 +23,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "supernode/hal/cpu_features.h"
@@ -76,6 +79,15 @@ class CpuBackend {
   [[nodiscard]] Isa isa() const { return isa_; }
   [[nodiscard]] ThreadPool& pool() { return pool_; }
 
+  // Repacks w once into the layout this backend's kernels stream fastest (backend-owned
+  // memory, keyed by w.data); later matmul calls on the same weight use it automatically.
+  // A no-op where the ISA or the weight type has no packed layout, or w is already prepared.
+  // Numerics are those of matmul (the same integer block sums and llama.cpp's activation
+  // types; only float accumulation order differs) and batch invariance holds as before.
+  // Uses the pool; allocates. REQUIRES: w.data stays valid and unchanged while the backend
+  // may see it (a prepared weight whose first and last bytes changed is no longer used).
+  void prepare(const WeightView& w);
+
   // y[t * y_stride + r] = sum_c W[r][c] * x[t * w.cols + c], t < n_tokens, r < w.rows.
   // REQUIRES: y_stride >= w.rows; x and y do not overlap.
   void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride);
@@ -111,8 +123,19 @@ class CpuBackend {
                  float scale, float* out);
 
  private:
+  // A weight repacked by prepare().
+  struct PackedWeight {
+    DType type = DType::kF32;
+    int64_t rows = 0, cols = 0;
+    int64_t group_bytes = 0;      // bytes per group of interleaved rows
+    uint64_t fingerprint = 0;     // of the source's first and last bytes
+    std::unique_ptr<uint8_t[]> bytes;  // the packed groups start at the first 64-byte boundary
+  };
+  [[nodiscard]] const PackedWeight* find_packed(const WeightView& w) const;
+
   ThreadPool& pool_;
   Isa isa_;
+  std::unordered_map<const void*, PackedWeight> packed_;
   std::vector<uint8_t> matmul_scratch_;     // quantized activations (matmul)
   std::vector<float> attention_scratch_;    // scores per thread (attention)
 };
