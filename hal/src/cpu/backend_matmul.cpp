@@ -5,7 +5,10 @@
 // Called from the thread that owns the backend; the kernels fan out over the pool.
 // Batch invariance: each (token, row) output is computed by the same kernel code whatever
 // the chunking (see matmul.h), and activations are quantized per token.
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "cpu/matmul.h"
@@ -28,13 +31,11 @@ uint64_t fingerprint(const WeightView& w, int64_t row_bytes) {
   return h;
 }
 
-uint8_t* align64(uint8_t* p) {
-  const auto addr = reinterpret_cast<uintptr_t>(p);
-  return p + ((64 - (addr & 63)) & 63);
-}
 
 
 }  // namespace
+
+void CpuBackend::PackedWeight::FreeBytes::operator()(uint8_t* p) const { std::free(p); }
 
 void CpuBackend::prepare(const WeightView& w) {
   if (isa_ != Isa::kAvx512 || !cpu::pack_supported(w.type) || w.rows <= 0) return;
@@ -48,9 +49,16 @@ void CpuBackend::prepare(const WeightView& w) {
   p.group_bytes = cpu::pack_group_bytes(w.type, w.cols);
   p.fingerprint = fingerprint(w, *row_bytes);
   const int64_t n_groups = (w.rows + cpu::kPackRows - 1) / cpu::kPackRows;
-  // Not zero-filled here: pack_group writes every byte of its group (in parallel).
-  p.bytes = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(n_groups * p.group_bytes + 64));
-  uint8_t* dst = align64(p.bytes.get());
+  // Not zero-filled here: pack_group writes every byte of its group (in parallel). Aligned
+  // to 2 MiB and advised for transparent huge pages: decode streams every weight once per
+  // token, and 4 KiB pages would cost a TLB miss every 4 KiB of it.
+  const size_t size = static_cast<size_t>(n_groups * p.group_bytes);
+  constexpr size_t kHuge = size_t{2} << 20;
+  void* mem = nullptr;
+  SN_CHECK(posix_memalign(&mem, size >= kHuge ? kHuge : 64, size) == 0) << "out of memory packing " << size << " bytes";
+  if (size >= kHuge) (void)madvise(mem, size, MADV_HUGEPAGE);  // advice only: failure is harmless
+  p.bytes.reset(static_cast<uint8_t*>(mem));
+  uint8_t* dst = p.bytes.get();
   const auto* src = static_cast<const uint8_t*>(w.data);
   const int64_t rb = *row_bytes, gb = p.group_bytes;
   pool_.parallel_for(n_groups, [&](int64_t g, int) {
@@ -81,7 +89,7 @@ void CpuBackend::matmul(const WeightView& w, const float* x, int64_t n_tokens, f
   SN_CHECK(kernel != nullptr) << "no matmul kernel for " << dtype_name(w.type);
 
   cpu::MatmulTask task;
-  task.w = packed != nullptr ? align64(packed->bytes.get()) : static_cast<const uint8_t*>(w.data);
+  task.w = packed != nullptr ? packed->bytes.get() : static_cast<const uint8_t*>(w.data);
   task.row_bytes = packed != nullptr ? packed->group_bytes : *row_bytes;
   task.rows = w.rows;
   task.cols = w.cols;

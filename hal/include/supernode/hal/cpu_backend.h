@@ -129,7 +129,10 @@ class CpuBackend {
     int64_t rows = 0, cols = 0;
     int64_t group_bytes = 0;      // bytes per group of interleaved rows
     uint64_t fingerprint = 0;     // of the source's first and last bytes
-    std::unique_ptr<uint8_t[]> bytes;  // the packed groups start at the first 64-byte boundary
+    struct FreeBytes {
+      void operator()(uint8_t* p) const;
+    };
+    std::unique_ptr<uint8_t[], FreeBytes> bytes;  // 2 MiB aligned, transparent huge pages advised
   };
   [[nodiscard]] const PackedWeight* find_packed(const WeightView& w) const;
 
