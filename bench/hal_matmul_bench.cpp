@@ -75,11 +75,39 @@ void bm_matmul(benchmark::State& state, DType type, Isa isa, bool packed, int64_
                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
+// Decode as the model sees it: many distinct matrices (more bytes than any cache), each
+// streamed once per pass from DRAM. Compare with the ReadBandwidth benchmark of the same run.
+void bm_gemv_stream(benchmark::State& state, DType type, int64_t rows, int64_t cols, int copies) {
+  sn::hal::CpuBackend be(bench_pool(), sn::hal::best_isa());
+  std::vector<std::vector<uint8_t>> ws;
+  std::vector<sn::hal::WeightView> views;
+  for (int c = 0; c < copies; ++c) {
+    ws.push_back(random_weights(type, rows, cols));
+    views.push_back({type, rows, cols, ws.back().data()});
+    be.prepare(views.back());
+  }
+  std::vector<float> x(static_cast<size_t>(cols), 0.5f);
+  std::vector<float> y(static_cast<size_t>(rows));
+  for (auto _ : state) {
+    for (const sn::hal::WeightView& v : views) be.matmul(v, x.data(), 1, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["weight_bytes/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * copies * static_cast<double>(ws[0].size()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
 struct Shape {
   int64_t rows, cols;
 };
 
 int register_all() {
+  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
+    const std::string name = std::string("MatmulGemvStream/") + sn::hal::dtype_name(type) + "/64x2048x5632";
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bm_gemv_stream(st, type, 2048, 5632, 64); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
   const Shape shapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
   const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
   struct Family {

@@ -49,6 +49,20 @@ struct Act {
 
 SN_INLINE const uint8_t* act_rec(const MatmulTask& task, int64_t t) { return task.act + t * task.layout.token_bytes; }
 
+// Decode streams each weight once from DRAM. The hardware prefetchers alone left the packed
+// GEMV at ~44 GB/s of the ~61 GB/s the cores can read; asking for the lines 4 KiB ahead of
+// each stream lifted it to ~54 GB/s (MatmulGemvStream benchmark; 8 and 16 KiB were worse).
+// Prefetches never fault, so running past the end of a weight is harmless.
+constexpr int64_t kPrefetchBytes = 4096;
+
+template <int64_t kBytes>
+SN_INLINE void prefetch_ahead(const uint8_t* p) {
+#pragma GCC unroll 64
+  for (int64_t l = 0; l < kBytes; l += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + l), _MM_HINT_T0);
+  }
+}
+
 SN_INLINE __mmask16 row_mask(const MatmulTask& task, int64_t g) {
   const int64_t n = task.rows - g * kPackRows;
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
@@ -157,6 +171,7 @@ struct Tile32 {
 #pragma GCC unroll 8
     for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
+      if constexpr (NT == 1) prefetch_ahead<P::kQuantBytes>(quants + b * P::kQuantBytes);
       constexpr bool kX16 = P::kNibbles && NT <= 2;
       __m512i u[8];
       if constexpr (kX16) {
@@ -194,6 +209,8 @@ struct Tile32 {
     const int32_t* off = P::off(task, rec);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
+      prefetch_ahead<P::kQuantBytes>(q0 + b * P::kQuantBytes);
+      prefetch_ahead<P::kQuantBytes>(q1 + b * P::kQuantBytes);
       __m512i u0[8], u1[8];
       if constexpr (P::kNibbles) {
         unpack_nibbles_x16(q0 + b * P::kQuantBytes, u0);
@@ -256,6 +273,7 @@ struct TileQ4_K {
     for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* p = base + b * 2368;
+      if constexpr (NT == 1) prefetch_ahead<2368>(p);
       __m512i isum[NT];
 #pragma GCC unroll 8
       for (int j = 0; j < NT; ++j) isum[j] = _mm512_setzero_si512();
@@ -322,6 +340,7 @@ struct TileQ6_K {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* p = base + b * 3392;
+      if constexpr (NT == 1) prefetch_ahead<3392>(p);
       __m512i isum[NT];
 #pragma GCC unroll 8
       for (int j = 0; j < NT; ++j) isum[j] = _mm512_setzero_si512();
