@@ -157,6 +157,26 @@ TEST(Forward, SequencesInOneBatchEqualEachAloneAndThreadCountDoesNotMatter) {
   }
 }
 
+TEST(Forward, TiedEmbeddingsReuseTokenEmbd) {
+  TinyModelSpec spec;
+  sn::Result<std::string> bytes = sn::engine::generate_tiny_model(spec);
+  sn::Result<GgufFile> f = GgufFile::from_bytes("tiny.gguf", *bytes);
+  CHECK_TRUE(f.ok());
+  GgufWriter w;
+  w.add_from(*f, [](std::string_view) { return true; }, [](std::string_view n) { return n != "output.weight"; });
+  sn::Result<GgufFile> g = GgufFile::from_bytes("tied.gguf", w.serialize());
+  CHECK_TRUE(g.ok());
+  sn::Result<std::unique_ptr<Model>> m = Model::from_gguf(std::move(*g));
+  CHECK_TRUE_TEXT(m.ok(), m.status().to_string().c_str());
+  CHECK_TRUE((*m)->config().tied_embeddings);
+  CHECK((*m)->output().data == (*m)->token_embd().data);
+  Backend b(1);
+  Session s(**m, b.be, 16);
+  std::vector<float> logits;
+  CHECK_TRUE(s.eval(some_tokens(**m, 5, 9), &logits).is_ok());
+  LONGS_EQUAL((*m)->config().n_vocab, logits.size());
+}
+
 TEST(Forward, RejectsBadBatches) {
   std::unique_ptr<Model> m = tiny_model({});
   Backend b(1);
