@@ -13,5 +13,8 @@ if [ ! -f "$model" ]; then
   model=build/demo-model.gguf
   [ -f "$model" ] || build/bin/supernode gen-model -o "$model" --tokenizer spm
 fi
-if [ $# -eq 0 ]; then set -- -p "Once upon a time" -n 64; fi
+has_prompt=0
+for a in "$@"; do case "$a" in -p|--prompt|-f|--file) has_prompt=1 ;; esac; done
+[ "$has_prompt" = 1 ] || set -- -p "Once upon a time" "$@"
+[ $# -gt 2 ] || set -- "$@" -n 64
 exec build/bin/supernode run -m "$model" "$@"
