@@ -1,0 +1,85 @@
+// A stand-in for the engine in scheduler tests: it "computes" a step by writing each token
+// (and its position) into a simulated KV store through the block tables, and samples the
+// next token as a hash of the whole sequence read back from that store. A wrong block table,
+// a block shared by mistake or overwritten while cached therefore changes the generated
+// stream, which the tests compare with reference_stream() (the same request run alone).
+// Thread safety: test thread only.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "supernode/scheduler/scheduler.h"
+
+#include <CppUTest/TestHarness.h>
+
+namespace sn::scheduler::testing {
+
+constexpr int32_t kVocab = 997;
+
+inline int32_t next_token(const std::vector<int32_t>& seq) {
+  uint64_t h = 1469598103934665603ull;
+  for (int32_t t : seq) h = (h ^ static_cast<uint32_t>(t)) * 1099511628211ull;
+  return static_cast<int32_t>((h >> 17) % kVocab);
+}
+
+// The tokens `prompt` generates alone, up to max_tokens or a stop token (included).
+inline std::vector<int32_t> reference_stream(std::vector<int32_t> seq, int32_t max_tokens,
+                                             const std::vector<int32_t>& stop_ids = {}) {
+  std::vector<int32_t> out;
+  while (static_cast<int32_t>(out.size()) < max_tokens) {
+    int32_t t = next_token(seq);
+    out.push_back(t);
+    seq.push_back(t);
+    if (std::find(stop_ids.begin(), stop_ids.end(), t) != stop_ids.end()) break;
+  }
+  return out;
+}
+
+class FakeEngine {
+ public:
+  FakeEngine(int32_t num_blocks, int32_t block_size)
+      : block_size_(block_size), token_(static_cast<size_t>(num_blocks * block_size), -1),
+        pos_(static_cast<size_t>(num_blocks * block_size), -1) {}
+
+  // Every token the step computes is written; every position before it must read back as
+  // written. Fails the test on a mismatch.
+  StepResult run(const SchedulerOutput& out) {
+    StepResult r;
+    for (const ScheduledSequence& s : out.sequences) {
+      for (size_t i = 0; i < s.tokens.size(); ++i) {
+        size_t slot = this->slot(s, s.start_position + static_cast<int32_t>(i));
+        token_[slot] = s.tokens[i];
+        pos_[slot] = s.start_position + static_cast<int32_t>(i);
+      }
+      if (!s.want_token) {
+        r.sequences.push_back({s.id, std::nullopt, false});
+        continue;
+      }
+      std::vector<int32_t> seq;
+      int32_t end = s.start_position + static_cast<int32_t>(s.tokens.size());
+      for (int32_t p = 0; p < end; ++p) {
+        size_t slot = this->slot(s, p);
+        LONGS_EQUAL_TEXT(p, pos_[slot], ("request " + std::to_string(s.id) + ": KV slot holds another position").c_str());
+        seq.push_back(token_[slot]);
+      }
+      r.sequences.push_back({s.id, next_token(seq), false});
+    }
+    return r;
+  }
+
+ private:
+  size_t slot(const ScheduledSequence& s, int32_t p) const {
+    size_t b = static_cast<size_t>(p / block_size_);
+    CHECK_TEXT(b < s.block_table.size(), "position without a block");
+    return static_cast<size_t>(s.block_table[b]) * static_cast<size_t>(block_size_) + static_cast<size_t>(p % block_size_);
+  }
+
+  int32_t block_size_;
+  std::vector<int32_t> token_;
+  std::vector<int32_t> pos_;
+};
+
+}  // namespace sn::scheduler::testing
