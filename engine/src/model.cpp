@@ -372,6 +372,7 @@ Status Forward::run(const Batch& batch, std::span<const int32_t* const> block_ta
   const hal::TokenPlacement tp{n, batch.positions.data(), batch.seq.data(), block_tables.data()};
 
   be_.get_rows(model_.token_embd(), batch.tokens.data(), n, x_.data());
+  int64_t n_rows = n;  // rows still computed: all of them until the last layer's attention
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = model_.layer(il);
     be_.rms_norm(x_.data(), L.attn_norm, n, E, c.norm_eps, h_.data());
@@ -392,27 +393,37 @@ Status Forward::run(const Batch& batch, std::span<const int32_t* const> block_ta
     hal::KvLayerView kv = cache_.layer(il);
     be_.kv_store(kv, tp, k_.data(), v_.data());
     be_.attention(kv, tp, q_.data(), c.n_head, scale, attn_.data());
-    be_.matmul(L.wo, attn_.data(), n, h_.data(), E);
-    be_.add(x_.data(), h_.data(), n * E, x_.data());
-
-    be_.rms_norm(x_.data(), L.ffn_norm, n, E, c.norm_eps, h_.data());
-    be_.matmul(L.w_gate, h_.data(), n, gate_.data(), c.n_ff);
-    be_.matmul(L.w_up, h_.data(), n, up_.data(), c.n_ff);
-    be_.silu_mul(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
-    be_.matmul(L.w_down, gate_.data(), n, h_.data(), E);
-    be_.add(x_.data(), h_.data(), n * E, x_.data());
-  }
-
-  int64_t n_out = 0;
-  for (int64_t t = 0; t < n; ++t) {
-    if (batch.want_logits[t]) {
-      std::memcpy(sel_.data() + n_out * E, x_.data() + t * E, E * sizeof(float));
-      ++n_out;
+    if (il == c.n_layer - 1) {
+      // After the last attention only the rows whose logits are wanted matter: move them to
+      // the front (in batch order) and finish the layer on those alone. Kernels are
+      // batch-invariant, so their values do not change.
+      int64_t kept = 0;
+      for (int64_t t = 0; t < n; ++t) {
+        if (!batch.want_logits[t]) continue;
+        if (kept != t) {
+          std::memcpy(x_.data() + kept * E, x_.data() + t * E, E * sizeof(float));
+          std::memcpy(attn_.data() + kept * q_dim, attn_.data() + t * q_dim, q_dim * sizeof(float));
+        }
+        ++kept;
+      }
+      n_rows = kept;
+      if (n_rows == 0) break;
     }
+    be_.matmul(L.wo, attn_.data(), n_rows, h_.data(), E);
+    be_.add(x_.data(), h_.data(), n_rows * E, x_.data());
+
+    be_.rms_norm(x_.data(), L.ffn_norm, n_rows, E, c.norm_eps, h_.data());
+    be_.matmul(L.w_gate, h_.data(), n_rows, gate_.data(), c.n_ff);
+    be_.matmul(L.w_up, h_.data(), n_rows, up_.data(), c.n_ff);
+    be_.silu_mul(gate_.data(), up_.data(), n_rows * c.n_ff, gate_.data());
+    be_.matmul(L.w_down, gate_.data(), n_rows, h_.data(), E);
+    be_.add(x_.data(), h_.data(), n_rows * E, x_.data());
   }
+
+  const int64_t n_out = n_rows;
   logits->resize(static_cast<size_t>(n_out) * c.n_vocab);
   if (n_out == 0) return Status::ok();
-  be_.rms_norm(sel_.data(), model_.output_norm(), n_out, E, c.norm_eps, sel_.data());
+  be_.rms_norm(x_.data(), model_.output_norm(), n_out, E, c.norm_eps, sel_.data());
   be_.matmul(model_.output(), sel_.data(), n_out, logits->data(), c.n_vocab);
   return Status::ok();
 }
