@@ -16,6 +16,7 @@ int cmd_run(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_perplexity(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_serve_bench(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_hw(int argc, char** argv);

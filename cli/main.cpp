@@ -19,6 +19,7 @@ constexpr Command kCommands[] = {
     {"tokenize", sn::cli::cmd_tokenize, "print the token ids of a text"},
     {"perplexity", sn::cli::cmd_perplexity, "measure perplexity over a text file (llama.cpp's method)"},
     {"bench", sn::cli::cmd_bench, "measure prompt processing and generation speed"},
+    {"serve-bench", sn::cli::cmd_serve_bench, "replay a serving workload against the scheduler in-process"},
     {"logits", sn::cli::cmd_logits, "print the top-k logits at every prompt position as JSON"},
     {"inspect", sn::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"hw", sn::cli::cmd_hw, "print what the hardware layer found"},

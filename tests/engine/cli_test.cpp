@@ -47,7 +47,7 @@ std::string last_line(const std::string& s) {
 TEST_GROUP(Cli){};
 
 TEST(Cli, EveryCommandHasHelpAndRejectsUnknownOptions) {
-  for (const char* cmd : {"run", "tokenize", "perplexity", "bench", "logits", "inspect", "hw", "gen-model"}) {
+  for (const char* cmd : {"run", "tokenize", "perplexity", "bench", "logits", "inspect", "hw", "gen-model", "serve-bench"}) {
     Run r = supernode(std::string(cmd) + " --help");
     LONGS_EQUAL_TEXT(0, r.code, cmd);
     CHECK_TEXT(r.out.find(std::string("usage: supernode ") + cmd) != std::string::npos, cmd);

@@ -1,0 +1,123 @@
+// The engine loop: the Scheduler connected to the engine. It owns a Scheduler, the paged KV
+// storage (an engine::KvCache with the scheduler's block count and size: the scheduler hands
+// out block ids, the loop never allocates from the cache itself), one engine::Forward, and
+// each request's Sampler and stop tokens. step() is one round of continuous batching:
+// schedule() -> one batched forward over every scheduled sequence (decodes and prefill
+// chunks together, each through its own block table) -> one sampled token per sequence that
+// wants one -> update_from_output() -> the events to stream. The daemon's engine thread
+// drives it; `supernode serve-bench` drives it in-process.
+//
+//   SteadyClock clock;
+//   EngineLoop loop(model, backend, {.model_id = "tinyllama-q4_0",
+//                                    .kv = {.num_blocks = 512, .block_size = 16}}, clock);
+//   Status st = loop.add({.id = 1, .prompt = tokens, .max_tokens = 64,
+//                         .sampling = {.temperature = 0}, .tenant = "acme", .cache_salt = "acme"});
+//   while (loop.has_work()) {
+//     Result<std::vector<RequestEvent>> events = loop.step();
+//     if (!events.ok()) { /* the step's requests were dropped; report and go on */ }
+//     for (const RequestEvent& ev : *events) stream(ev);
+//   }
+//
+// Thread safety: none. One thread (the engine thread) calls every method; the Model must
+// outlive the loop and the backend must not be used by another thread during step().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "supernode/base/status.h"
+#include "supernode/engine/model.h"
+#include "supernode/engine/sampling.h"
+#include "supernode/hal/cpu_backend.h"
+#include "supernode/scheduler/clock.h"
+#include "supernode/scheduler/scheduler.h"
+
+namespace sn::scheduler {
+
+// One generation request as the loop takes it: tokens in, sampling chosen per request.
+struct GenerationRequest {
+  RequestId id = 0;               // unique among live requests
+  std::vector<int32_t> prompt;    // REQUIRES: not empty, every id in [0, n_vocab)
+  int32_t max_tokens = 16;        // REQUIRES: > 0
+  engine::SamplingParams sampling;  // seed it for reproducible draws; temperature <= 0: greedy
+  bool ignore_eos = false;        // else the tokenizer's end-of-generation tokens stop it
+  std::vector<int32_t> extra_stop_token_ids;
+  std::string tenant;
+  PriorityClass priority = PriorityClass::kInteractive;
+  std::string cache_salt;         // set by the server from the tenant, never by the client
+};
+
+// Where a step's time went, summed since construction.
+struct EngineLoopStats {
+  uint64_t steps = 0;
+  int64_t tokens_computed = 0;  // batch tokens through the forward
+  int64_t tokens_sampled = 0;
+  int64_t schedule_ns = 0;      // schedule() + batch construction
+  int64_t forward_ns = 0;
+  int64_t sample_ns = 0;
+  int64_t update_ns = 0;        // update_from_output() + loop bookkeeping
+};
+
+class EngineLoop {
+ public:
+  // Called for every sampled token with the logits it was sampled from (before penalties)
+  // and the position the token will take in its sequence. For tests and audits; the span is
+  // valid only during the call.
+  using LogitsObserver = std::function<void(RequestId id, int32_t position, std::span<const float> logits)>;
+
+  // `model`, `backend` and `clock` must outlive the loop. The KV storage is allocated here:
+  // config.kv.num_blocks * block_size positions of every layer, in F16.
+  // REQUIRES: the SchedulerConfig's REQUIRES (SN_CHECK).
+  EngineLoop(const engine::Model& model, hal::CpuBackend& backend, const SchedulerConfig& config, const Clock& clock);
+  EngineLoop(const EngineLoop&) = delete;
+  EngineLoop& operator=(const EngineLoop&) = delete;
+
+  // Queues a request. Errors: invalid_argument (empty prompt, a token id outside the
+  // vocabulary, bad sampling parameters, or what Scheduler::add_request rejects);
+  // resource_exhausted when the waiting queue is full (the API answers 429).
+  [[nodiscard]] Status add(GenerationRequest request);
+
+  // Drops a waiting or running request and frees its blocks at once. Error: not_found.
+  [[nodiscard]] Status cancel(RequestId id);
+
+  // One round of continuous batching; returns the tokens and finishes it produced, in the
+  // order of the step's sequences. An empty step (nothing fits) returns no events. On an
+  // engine error the step's requests are cancelled (their blocks freed) and the error is
+  // returned; the loop stays usable.
+  [[nodiscard]] Result<std::vector<RequestEvent>> step();
+
+  [[nodiscard]] bool has_work() const { return scheduler_.has_work(); }
+  [[nodiscard]] const Scheduler& scheduler() const { return scheduler_; }
+  [[nodiscard]] const EngineLoopStats& stats() const { return stats_; }
+  // The token ids that end generation unless a request sets ignore_eos.
+  [[nodiscard]] const std::vector<int32_t>& eog_token_ids() const { return eog_; }
+
+  void set_logits_observer(LogitsObserver observer) { observer_ = std::move(observer); }
+
+ private:
+  struct Live {
+    engine::Sampler sampler;
+    std::vector<int32_t> history;  // prompt then generated tokens: what the penalties see
+  };
+
+  const engine::Model& model_;
+  const Clock& clock_;
+  Scheduler scheduler_;
+  engine::KvCache cache_;
+  engine::Forward forward_;
+  std::vector<int32_t> eog_;
+  std::unordered_map<RequestId, Live> live_;
+  LogitsObserver observer_;
+  EngineLoopStats stats_;
+  // Reused every step, so a steady state allocates nothing here.
+  engine::Batch batch_;
+  std::vector<const int32_t*> tables_;
+  std::vector<float> logits_;
+  StepResult result_;
+};
+
+}  // namespace sn::scheduler

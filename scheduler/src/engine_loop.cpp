@@ -1,0 +1,134 @@
+// The engine loop (engine_loop.h): one schedule -> forward -> sample -> update round per
+// step(). Single-threaded; the forward itself spreads over the backend's thread pool.
+#include "supernode/scheduler/engine_loop.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "supernode/base/check.h"
+
+namespace sn::scheduler {
+
+EngineLoop::EngineLoop(const engine::Model& model, hal::CpuBackend& backend, const SchedulerConfig& config,
+                       const Clock& clock)
+    : model_(model),
+      clock_(clock),
+      scheduler_(config, clock),
+      cache_(model.config(), config.kv.num_blocks, config.kv.block_size),
+      forward_(model, backend, cache_) {
+  const engine::Tokenizer& tok = model.tokenizer();
+  for (int32_t id = 0; id < tok.n_vocab(); ++id) {
+    if (tok.is_eog(id)) eog_.push_back(id);
+  }
+}
+
+Status EngineLoop::add(GenerationRequest request) {
+  const int32_t n_vocab = model_.config().n_vocab;
+  const std::string what = "request " + std::to_string(request.id);
+  if (request.prompt.empty()) return Status::invalid_argument(what, "the prompt is empty");
+  for (int32_t t : request.prompt) {
+    if (t < 0 || t >= n_vocab) {
+      return Status::invalid_argument(what, "prompt token " + std::to_string(t) + " is outside the vocabulary (0.." +
+                                                std::to_string(n_vocab - 1) + ")");
+    }
+  }
+  SN_RETURN_IF_ERROR(request.sampling.validate());
+  if (live_.count(request.id) != 0) return Status::invalid_argument(what, "the id is already live");
+
+  Request r;
+  r.id = request.id;
+  r.tenant = std::move(request.tenant);
+  r.priority = request.priority;
+  r.prompt = request.prompt;
+  r.max_tokens = request.max_tokens;
+  r.stop_token_ids = std::move(request.extra_stop_token_ids);
+  if (!request.ignore_eos) r.stop_token_ids.insert(r.stop_token_ids.end(), eog_.begin(), eog_.end());
+  r.cache_salt = std::move(request.cache_salt);
+  SN_RETURN_IF_ERROR(scheduler_.add_request(std::move(r)));
+
+  Live live{engine::Sampler(request.sampling), std::move(request.prompt)};
+  live.history.reserve(live.history.size() + static_cast<size_t>(request.max_tokens));
+  live_.emplace(request.id, std::move(live));
+  return Status::ok();
+}
+
+Status EngineLoop::cancel(RequestId id) {
+  SN_RETURN_IF_ERROR(scheduler_.cancel(id));
+  live_.erase(id);
+  return Status::ok();
+}
+
+Result<std::vector<RequestEvent>> EngineLoop::step() {
+  const int64_t t0 = clock_.now_ns();
+  SchedulerOutput out = scheduler_.schedule();
+
+  // One batch over every scheduled sequence; sequence i uses block table i.
+  batch_.clear();
+  tables_.clear();
+  for (size_t i = 0; i < out.sequences.size(); ++i) {
+    const ScheduledSequence& s = out.sequences[i];
+    tables_.push_back(s.block_table.data());
+    const int32_t n = static_cast<int32_t>(s.tokens.size());
+    for (int32_t j = 0; j < n; ++j) {
+      batch_.add(s.tokens[static_cast<size_t>(j)], s.start_position + j, static_cast<int32_t>(i),
+                 s.want_token && j == n - 1);
+    }
+  }
+  const int64_t t1 = clock_.now_ns();
+  stats_.schedule_ns += t1 - t0;
+  ++stats_.steps;
+
+  if (batch_.size() > 0) {
+    Status st = forward_.run(batch_, tables_, &logits_);
+    if (!st.is_ok()) {
+      // Drop the step's requests so the scheduler stays consistent, then report.
+      for (const ScheduledSequence& s : out.sequences) {
+        (void)scheduler_.cancel(s.id);
+        live_.erase(s.id);
+      }
+      (void)scheduler_.update_from_output(out, StepResult{});
+      return st;
+    }
+  }
+  const int64_t t2 = clock_.now_ns();
+  stats_.forward_ns += t2 - t1;
+  stats_.tokens_computed += static_cast<int64_t>(batch_.size());
+
+  // Logits rows come in batch order: one per sequence with want_token, in sequence order.
+  const size_t n_vocab = static_cast<size_t>(model_.config().n_vocab);
+  result_.sequences.clear();
+  size_t row = 0;
+  for (const ScheduledSequence& s : out.sequences) {
+    SequenceResult r;
+    r.id = s.id;
+    if (s.want_token) {
+      SN_CHECK((row + 1) * n_vocab <= logits_.size()) << "forward returned " << logits_.size() / n_vocab << " rows";
+      const std::span<const float> logits(logits_.data() + row * n_vocab, n_vocab);
+      ++row;
+      auto it = live_.find(s.id);
+      SN_CHECK(it != live_.end()) << "scheduled request " << s.id << " has no sampler";
+      const int32_t position = s.start_position + static_cast<int32_t>(s.tokens.size());
+      if (observer_) observer_(s.id, position, logits);
+      r.token = it->second.sampler.sample(logits, it->second.history);
+      ++stats_.tokens_sampled;
+    }
+    result_.sequences.push_back(r);
+  }
+  const int64_t t3 = clock_.now_ns();
+  stats_.sample_ns += t3 - t2;
+
+  std::vector<RequestEvent> events = scheduler_.update_from_output(out, result_);
+  for (const RequestEvent& ev : events) {
+    auto it = live_.find(ev.id);
+    if (it == live_.end()) continue;
+    if (ev.finish) {
+      live_.erase(it);
+    } else if (ev.token) {
+      it->second.history.push_back(*ev.token);
+    }
+  }
+  stats_.update_ns += clock_.now_ns() - t3;
+  return events;
+}
+
+}  // namespace sn::scheduler
