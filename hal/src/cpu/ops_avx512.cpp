@@ -132,7 +132,10 @@ SN_INLINE __m512 round_f16(__m512 x) {
 }
 
 // head_dim up to 16 * kMaxChunks.
-constexpr int64_t kMaxChunks = 32;
+constexpr int64_t kMaxChunks = 16;
+// Keys scored together: their dot products and exponentials are vectorized; only the f16
+// accumulator update, which llama.cpp's numerics make sequential, runs key by key.
+constexpr int kKeyTile = 16;
 
 void attention_group(const AttentionGroupArgs& a) {
   const int64_t d = a.head_dim;
@@ -147,47 +150,65 @@ void attention_group(const AttentionGroupArgs& a) {
     sum[h] = 0.0f;
     for (int64_t c = 0; c < nc; ++c) _mm512_storeu_ps(a.acc + h * ld + 16 * c, _mm512_setzero_ps());
   }
-  __m512 kf[kMaxChunks];
-  __m512 vf[kMaxChunks];
+  // The tile's keys and values as f32 (lanes past head_dim are zero).
+  alignas(64) float kbuf[kKeyTile][kMaxChunks * 16];
+  alignas(64) float vbuf[kKeyTile][kMaxChunks * 16];
+  alignas(64) float score[kKeyTile];
+  alignas(64) float mprev[kKeyTile];
+  alignas(64) float mcur[kKeyTile];
+  alignas(64) float ms[kKeyTile];
+  alignas(64) float vs[kKeyTile];
   const int64_t bs = a.block_size;
-  for (int64_t j0 = 0; j0 < a.n_pos; j0 += bs) {
-    const int64_t base = static_cast<int64_t>(a.block_table[j0 / bs]) * bs;
-    const int64_t n = a.n_pos - j0 < bs ? a.n_pos - j0 : bs;
-    for (int64_t s = 0; s < n; ++s) {
-      const uint16_t* k = a.k + (base + s) * a.kv_stride + a.kv_offset;
-      const uint16_t* v = a.v + (base + s) * a.kv_stride + a.kv_offset;
+  for (int64_t j0 = 0; j0 < a.n_pos; j0 += kKeyTile) {
+    const int nk = a.n_pos - j0 < kKeyTile ? static_cast<int>(a.n_pos - j0) : kKeyTile;
+    for (int j = 0; j < nk; ++j) {
+      const int64_t pos = j0 + j;
+      const int64_t slot = static_cast<int64_t>(a.block_table[pos / bs]) * bs + pos % bs;
+      const uint16_t* k = a.k + slot * a.kv_stride + a.kv_offset;
+      const uint16_t* v = a.v + slot * a.kv_stride + a.kv_offset;
       for (int64_t c = 0; c < nc; ++c) {
         const __mmask16 mk = c == nc - 1 ? last : full;
-        kf[c] = load_f16_masked(k + 16 * c, mk);
-        vf[c] = load_f16_masked(v + 16 * c, mk);
+        _mm512_store_ps(kbuf[j] + 16 * c, load_f16_masked(k + 16 * c, mk));
+        _mm512_store_ps(vbuf[j] + 16 * c, load_f16_masked(v + 16 * c, mk));
       }
-      for (int64_t h = 0; h < a.n_q; ++h) {
-        const float* q = a.q + h * d;
-        float* acc = a.acc + h * ld;
+    }
+    for (int64_t h = 0; h < a.n_q; ++h) {
+      const float* q = a.q + h * d;
+      float* acc = a.acc + h * ld;
+      __m512 qv[kMaxChunks];
+      for (int64_t c = 0; c < nc; ++c) qv[c] = _mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c);
+      for (int j = 0; j < nk; ++j) {
         __m512 p = _mm512_setzero_ps();
-        for (int64_t c = 0; c < nc; ++c) {
-          const __mmask16 mk = c == nc - 1 ? last : full;
-          p = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, q + 16 * c), kf[c], p);
-        }
-        const float score = _mm512_reduce_add_ps(p) * a.scale;
-        float vs = 1.0f;
-        float ms = 1.0f;
-        if (score > m[h]) {
-          ms = __builtin_expf(m[h] - score);
-          m[h] = score;
-          const __m512 vms = _mm512_set1_ps(ms);
-          for (int64_t c = 0; c < nc; ++c) {
-            _mm512_storeu_ps(acc + 16 * c, round_f16(_mm512_mul_ps(_mm512_loadu_ps(acc + 16 * c), vms)));
-          }
-        } else {
-          vs = __builtin_expf(score - m[h]);
-        }
-        const __m512 vvs = _mm512_set1_ps(vs);
-        for (int64_t c = 0; c < nc; ++c) {
-          _mm512_storeu_ps(acc + 16 * c, round_f16(_mm512_fmadd_ps(vf[c], vvs, _mm512_loadu_ps(acc + 16 * c))));
-        }
-        sum[h] = sum[h] * ms + vs;
+        for (int64_t c = 0; c < nc; ++c) p = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), p);
+        score[j] = _mm512_reduce_add_ps(p) * a.scale;
       }
+      // The running max after each key; then ms_j = e^(M_{j-1} - M_j) (1 unless key j raised
+      // the max) and vs_j = e^(s_j - M_j) (1 when it did), as the key-by-key update defines.
+      float mx = m[h];
+      for (int j = 0; j < nk; ++j) {
+        mprev[j] = mx;
+        mx = score[j] > mx ? score[j] : mx;
+        mcur[j] = mx;
+      }
+      const __mmask16 km = nk == kKeyTile ? full : tail_mask(nk);
+      const __m512 mc = _mm512_maskz_load_ps(km, mcur);
+      _mm512_store_ps(ms, exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, mprev), mc)));
+      _mm512_store_ps(vs, exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, score), mc)));
+      for (int j = 0; j < nk; ++j) {
+        if (mprev[j] == -__builtin_inff()) ms[j] = 0.0f;  // the first key: nothing to keep
+      }
+      m[h] = mx;
+      float ssum = sum[h];
+      for (int64_t c = 0; c < nc; ++c) {
+        __m512 accv = _mm512_loadu_ps(acc + 16 * c);
+        for (int j = 0; j < nk; ++j) {
+          if (ms[j] != 1.0f) accv = round_f16(_mm512_mul_ps(accv, _mm512_set1_ps(ms[j])));
+          accv = round_f16(_mm512_fmadd_ps(_mm512_load_ps(vbuf[j] + 16 * c), _mm512_set1_ps(vs[j]), accv));
+        }
+        _mm512_storeu_ps(acc + 16 * c, accv);
+      }
+      for (int j = 0; j < nk; ++j) ssum = ssum * ms[j] + vs[j];
+      sum[h] = ssum;
     }
   }
   for (int64_t h = 0; h < a.n_q; ++h) {
