@@ -11,7 +11,6 @@
 #include "ops_kernels.h"
 #include "supernode/base/check.h"
 #include "supernode/hal/cpu_backend.h"
-#include "supernode/hal/fp16.h"
 
 namespace sn::hal {
 namespace {
@@ -151,9 +150,9 @@ void CpuBackend::attention(const KvLayerView& kv, const TokenPlacement& tp, cons
   for (int64_t t = 0; t < tp.n_tokens; ++t) {
     SN_CHECK(tp.positions[t] >= 0) << "token " << t << " has position " << tp.positions[t];
   }
-  // Per thread: the group's accumulators [group][ld] and its f16-rounded queries [group][d].
+  // Per thread: the group's accumulators [group][ld].
   const int64_t ld = round_up(d, 16);
-  const int64_t per_thread = group * ld + round_up(group * d, 16);
+  const int64_t per_thread = group * ld;
   const size_t need = static_cast<size_t>(per_thread) * static_cast<size_t>(pool_.size());
   if (attention_scratch_.size() < need) attention_scratch_.resize(need);
   float* scratch = attention_scratch_.data();
@@ -163,12 +162,8 @@ void CpuBackend::attention(const KvLayerView& kv, const TokenPlacement& tp, cons
     const int64_t t = task / kv.n_kv_head;
     const int64_t g = task % kv.n_kv_head;
     float* acc = scratch + static_cast<int64_t>(thread) * per_thread;
-    float* q16 = acc + group * ld;
-    // llama.cpp converts Q to the cache's type (F16) before the dot product.
-    const float* qg = q + (t * n_head + g * group) * d;
-    for (int64_t i = 0; i < group * d; ++i) q16[i] = fp16_to_fp32(fp32_to_fp16(qg[i]));
     cpu::AttentionGroupArgs a;
-    a.q = q16;
+    a.q = q + (t * n_head + g * group) * d;
     a.n_q = group;
     a.k = kv.k;
     a.v = kv.v;

@@ -203,7 +203,7 @@ void attention_group(const AttentionGroupArgs& a) {
         __m256 p = _mm256_setzero_ps();
         for (int64_t c = 0; c < nc; ++c) {
           const bool part = c == nc - 1 && tail != 0;
-          p = _mm256_fmadd_ps(part ? load_partial(q + 8 * c, tail) : _mm256_loadu_ps(q + 8 * c), kf[c], p);
+          p = _mm256_fmadd_ps(round_f16(part ? load_partial(q + 8 * c, tail) : _mm256_loadu_ps(q + 8 * c)), kf[c], p);
         }
         const float score = hsum(p) * a.scale;
         float vs = 1.0f;

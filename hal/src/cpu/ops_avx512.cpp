@@ -176,7 +176,7 @@ void attention_group(const AttentionGroupArgs& a) {
       const float* q = a.q + h * d;
       float* acc = a.acc + h * ld;
       __m512 qv[kMaxChunks];
-      for (int64_t c = 0; c < nc; ++c) qv[c] = _mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c);
+      for (int64_t c = 0; c < nc; ++c) qv[c] = round_f16(_mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c));
       for (int j = 0; j < nk; ++j) {
         __m512 p = _mm512_setzero_ps();
         for (int64_t c = 0; c < nc; ++c) p = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), p);

@@ -26,7 +26,7 @@ namespace sn::hal::cpu {
 // (running max M and sum S), and each head's output accumulator is an f16 vector that is
 // rescaled when M grows and receives v * exp(s - M) with one f16 rounding per step.
 struct AttentionGroupArgs {
-  const float* q;              // [n_q][head_dim], values already rounded to f16
+  const float* q;              // [n_q][head_dim] (the kernel rounds it to f16, as llama.cpp converts Q to K's type)
   int64_t n_q;                 // query heads in the group (<= kMaxAttentionGroup)
   const uint16_t* k;           // KvLayerView::k
   const uint16_t* v;           // KvLayerView::v

@@ -70,7 +70,7 @@ void attention_group(const AttentionGroupArgs& a) {
       const float* q = a.q + h * d;
       float* acc = a.acc + h * ld;
       float dot = 0.0f;
-      for (int64_t i = 0; i < d; ++i) dot += q[i] * fp16_to_fp32(k[i]);
+      for (int64_t i = 0; i < d; ++i) dot += round_f16(q[i]) * fp16_to_fp32(k[i]);
       const float s = dot * a.scale;
       float ms = 1.0f;
       float vs = 1.0f;
