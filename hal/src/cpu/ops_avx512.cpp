@@ -131,6 +131,13 @@ SN_INLINE __m512 round_f16(__m512 x) {
   return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
+// One key's update of an f16 accumulator: rescale when the running max grew (ms != 1),
+// then add v * vs, rounding to f16 after each (llama.cpp's order).
+SN_INLINE __m512 acc_step(__m512 acc, __m512 v, float ms, float vs) {
+  if (ms != 1.0f) acc = round_f16(_mm512_mul_ps(acc, _mm512_set1_ps(ms)));
+  return round_f16(_mm512_fmadd_ps(v, _mm512_set1_ps(vs), acc));
+}
+
 // head_dim up to 16 * kMaxChunks.
 constexpr int64_t kMaxChunks = 16;
 // Keys scored together: their dot products and exponentials are vectorized; only the f16
@@ -156,8 +163,8 @@ void attention_group(const AttentionGroupArgs& a) {
   alignas(64) float score[kKeyTile];
   alignas(64) float mprev[kKeyTile];
   alignas(64) float mcur[kKeyTile];
-  alignas(64) float ms[kKeyTile];
-  alignas(64) float vs[kKeyTile];
+  alignas(64) float ms[kMaxAttentionGroup][kKeyTile];
+  alignas(64) float vs[kMaxAttentionGroup][kKeyTile];
   const int64_t bs = a.block_size;
   for (int64_t j0 = 0; j0 < a.n_pos; j0 += kKeyTile) {
     const int nk = a.n_pos - j0 < kKeyTile ? static_cast<int>(a.n_pos - j0) : kKeyTile;
@@ -172,9 +179,10 @@ void attention_group(const AttentionGroupArgs& a) {
         _mm512_store_ps(vbuf[j] + 16 * c, load_f16_masked(v + 16 * c, mk));
       }
     }
+    const __mmask16 km = nk == kKeyTile ? full : tail_mask(nk);
+    // Scores and the softmax factors of every head for the tile's keys.
     for (int64_t h = 0; h < a.n_q; ++h) {
       const float* q = a.q + h * d;
-      float* acc = a.acc + h * ld;
       __m512 qv[kMaxChunks];
       for (int64_t c = 0; c < nc; ++c) qv[c] = round_f16(_mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c));
       for (int j = 0; j < nk; ++j) {
@@ -190,25 +198,43 @@ void attention_group(const AttentionGroupArgs& a) {
         mx = score[j] > mx ? score[j] : mx;
         mcur[j] = mx;
       }
-      const __mmask16 km = nk == kKeyTile ? full : tail_mask(nk);
       const __m512 mc = _mm512_maskz_load_ps(km, mcur);
-      _mm512_store_ps(ms, exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, mprev), mc)));
-      _mm512_store_ps(vs, exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, score), mc)));
+      _mm512_store_ps(ms[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, mprev), mc)));
+      _mm512_store_ps(vs[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, score), mc)));
       for (int j = 0; j < nk; ++j) {
-        if (mprev[j] == -__builtin_inff()) ms[j] = 0.0f;  // the first key: nothing to keep
+        if (mprev[j] == -__builtin_inff()) ms[h][j] = 0.0f;  // the first key: nothing to keep
       }
       m[h] = mx;
       float ssum = sum[h];
-      for (int64_t c = 0; c < nc; ++c) {
-        __m512 accv = _mm512_loadu_ps(acc + 16 * c);
-        for (int j = 0; j < nk; ++j) {
-          if (ms[j] != 1.0f) accv = round_f16(_mm512_mul_ps(accv, _mm512_set1_ps(ms[j])));
-          accv = round_f16(_mm512_fmadd_ps(_mm512_load_ps(vbuf[j] + 16 * c), _mm512_set1_ps(vs[j]), accv));
-        }
-        _mm512_storeu_ps(acc + 16 * c, accv);
-      }
-      for (int j = 0; j < nk; ++j) ssum = ssum * ms[j] + vs[j];
+      for (int j = 0; j < nk; ++j) ssum = ssum * ms[h][j] + vs[h][j];
       sum[h] = ssum;
+    }
+    // The f16 accumulators, key by key. Each (head, chunk) is its own dependency chain of
+    // roundings; four heads at a time keep several chains in flight.
+    for (int64_t c = 0; c < nc; ++c) {
+      int64_t h = 0;
+      for (; h + 4 <= a.n_q; h += 4) {
+        __m512 acc0 = _mm512_loadu_ps(a.acc + (h + 0) * ld + 16 * c);
+        __m512 acc1 = _mm512_loadu_ps(a.acc + (h + 1) * ld + 16 * c);
+        __m512 acc2 = _mm512_loadu_ps(a.acc + (h + 2) * ld + 16 * c);
+        __m512 acc3 = _mm512_loadu_ps(a.acc + (h + 3) * ld + 16 * c);
+        for (int j = 0; j < nk; ++j) {
+          const __m512 v = _mm512_load_ps(vbuf[j] + 16 * c);
+          acc0 = acc_step(acc0, v, ms[h + 0][j], vs[h + 0][j]);
+          acc1 = acc_step(acc1, v, ms[h + 1][j], vs[h + 1][j]);
+          acc2 = acc_step(acc2, v, ms[h + 2][j], vs[h + 2][j]);
+          acc3 = acc_step(acc3, v, ms[h + 3][j], vs[h + 3][j]);
+        }
+        _mm512_storeu_ps(a.acc + (h + 0) * ld + 16 * c, acc0);
+        _mm512_storeu_ps(a.acc + (h + 1) * ld + 16 * c, acc1);
+        _mm512_storeu_ps(a.acc + (h + 2) * ld + 16 * c, acc2);
+        _mm512_storeu_ps(a.acc + (h + 3) * ld + 16 * c, acc3);
+      }
+      for (; h < a.n_q; ++h) {
+        __m512 accv = _mm512_loadu_ps(a.acc + h * ld + 16 * c);
+        for (int j = 0; j < nk; ++j) accv = acc_step(accv, _mm512_load_ps(vbuf[j] + 16 * c), ms[h][j], vs[h][j]);
+        _mm512_storeu_ps(a.acc + h * ld + 16 * c, accv);
+      }
     }
   }
   for (int64_t h = 0; h < a.n_q; ++h) {
