@@ -142,7 +142,6 @@ void CpuBackend::attention(const KvLayerView& kv, const TokenPlacement& tp, cons
   SN_CHECK(kv.n_kv_head > 0 && n_head % kv.n_kv_head == 0)
       << n_head << " query heads cannot share " << kv.n_kv_head << " KV heads";
   if (tp.n_tokens <= 0) return;
-  const auto group_fn = kernels_for(isa_).attention_group;
   const int64_t d = kv.head_dim;
   const int64_t group = n_head / kv.n_kv_head;
   SN_CHECK(group <= cpu::kMaxAttentionGroup) << group << " query heads per KV head";
@@ -150,33 +149,49 @@ void CpuBackend::attention(const KvLayerView& kv, const TokenPlacement& tp, cons
   for (int64_t t = 0; t < tp.n_tokens; ++t) {
     SN_CHECK(tp.positions[t] >= 0) << "token " << t << " has position " << tp.positions[t];
   }
-  // Per thread: the group's accumulators [group][ld].
+  // Runs: consecutive batch tokens of one sequence at consecutive positions (a prefill
+  // chunk), at most kMaxAttentionRun long. A run loads each key and value once for all its
+  // tokens; every token's result is the same as alone (the kernels' contract).
+  std::vector<int64_t>& runs = attention_runs_;
+  runs.clear();
+  for (int64_t t = 0; t < tp.n_tokens; ++t) {
+    const bool extends = !runs.empty() && t - runs.back() < cpu::kMaxAttentionRun &&
+                         tp.seq_of_token[t] == tp.seq_of_token[t - 1] && tp.positions[t] == tp.positions[t - 1] + 1;
+    if (!extends) runs.push_back(t);
+  }
+  const int64_t n_runs = static_cast<int64_t>(runs.size());
+  runs.push_back(tp.n_tokens);
+  // Per thread: accumulators [run length][group][ld].
   const int64_t ld = round_up(d, 16);
-  const int64_t per_thread = group * ld;
+  const int64_t per_thread = cpu::kMaxAttentionRun * group * ld;
   const size_t need = static_cast<size_t>(per_thread) * static_cast<size_t>(pool_.size());
   if (attention_scratch_.size() < need) attention_scratch_.resize(need);
   float* scratch = attention_scratch_.data();
+  const auto run_fn = kernels_for(isa_).attention_run;
 
-  // One task per (token, KV head): the group's query heads share each K/V load.
-  pool_.parallel_for(tp.n_tokens * kv.n_kv_head, [&](int64_t task, int thread) {
-    const int64_t t = task / kv.n_kv_head;
+  // One task per (run, KV head): the group's query heads share each K/V load.
+  pool_.parallel_for(n_runs * kv.n_kv_head, [&](int64_t task, int thread) {
+    const int64_t ri = task / kv.n_kv_head;
     const int64_t g = task % kv.n_kv_head;
-    float* acc = scratch + static_cast<int64_t>(thread) * per_thread;
-    cpu::AttentionGroupArgs a;
-    a.q = q + (t * n_head + g * group) * d;
+    const int64_t t0 = runs[ri];
+    cpu::AttentionRunArgs a;
+    a.q = q + (t0 * n_head + g * group) * d;
+    a.q_stride = n_head * d;
+    a.n_tok = runs[ri + 1] - t0;
+    a.first_n_pos = static_cast<int64_t>(tp.positions[t0]) + 1;
     a.n_q = group;
     a.k = kv.k;
     a.v = kv.v;
-    a.block_table = tp.block_tables[tp.seq_of_token[t]];
-    a.n_pos = static_cast<int64_t>(tp.positions[t]) + 1;
+    a.block_table = tp.block_tables[tp.seq_of_token[t0]];
     a.block_size = kv.block_size;
     a.kv_stride = static_cast<int64_t>(kv.n_kv_head) * d;
     a.kv_offset = g * d;
     a.head_dim = d;
     a.scale = scale;
-    a.acc = acc;
-    a.out = out + (t * n_head + g * group) * d;
-    group_fn(a);
+    a.acc = scratch + static_cast<int64_t>(thread) * per_thread;
+    a.out = out + (t0 * n_head + g * group) * d;
+    a.out_stride = n_head * d;
+    run_fn(a);
   });
 }
 

@@ -234,10 +234,12 @@ void attention_group(const AttentionGroupArgs& a) {
 
 #undef SN_INLINE
 
+void attention_run(const AttentionRunArgs& r) { attention_run_by_token(attention_group, r); }
+
 }  // namespace
 
 const OpsKernels& ops_kernels_avx2() {
-  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group};
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group, attention_run};
   return kTable;
 }
 

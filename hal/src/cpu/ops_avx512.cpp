@@ -246,12 +246,123 @@ void attention_group(const AttentionGroupArgs& a) {
   }
 }
 
+// A run of consecutive tokens of one sequence: each key tile is loaded and converted once,
+// then every token of the run takes the same per-key steps attention_group takes for it.
+void attention_run(const AttentionRunArgs& r) {
+  const int64_t d = r.head_dim;
+  const int64_t nc = (d + 15) / 16;
+  const int64_t ld = nc * 16;
+  const int64_t n_q = r.n_q;
+  const __mmask16 full = static_cast<__mmask16>(0xFFFF);
+  const __mmask16 last = d % 16 != 0 ? tail_mask(d % 16) : full;
+  float m[kMaxAttentionRun][kMaxAttentionGroup];
+  float sum[kMaxAttentionRun][kMaxAttentionGroup];
+  for (int64_t i = 0; i < r.n_tok; ++i) {
+    for (int64_t h = 0; h < n_q; ++h) {
+      m[i][h] = -__builtin_inff();
+      sum[i][h] = 0.0f;
+      for (int64_t c = 0; c < nc; ++c) _mm512_storeu_ps(r.acc + (i * n_q + h) * ld + 16 * c, _mm512_setzero_ps());
+    }
+  }
+  alignas(64) float kbuf[kKeyTile][kMaxChunks * 16];
+  alignas(64) float vbuf[kKeyTile][kMaxChunks * 16];
+  alignas(64) float score[kKeyTile];
+  alignas(64) float mprev[kKeyTile];
+  alignas(64) float mcur[kKeyTile];
+  alignas(64) float ms[kMaxAttentionGroup][kKeyTile];
+  alignas(64) float vs[kMaxAttentionGroup][kKeyTile];
+  const int64_t bs = r.block_size;
+  const int64_t n_pos_max = r.first_n_pos + r.n_tok - 1;
+  for (int64_t j0 = 0; j0 < n_pos_max; j0 += kKeyTile) {
+    const int nk_all = n_pos_max - j0 < kKeyTile ? static_cast<int>(n_pos_max - j0) : kKeyTile;
+    for (int j = 0; j < nk_all; ++j) {
+      const int64_t pos = j0 + j;
+      const int64_t slot = static_cast<int64_t>(r.block_table[pos / bs]) * bs + pos % bs;
+      const uint16_t* k = r.k + slot * r.kv_stride + r.kv_offset;
+      const uint16_t* v = r.v + slot * r.kv_stride + r.kv_offset;
+      for (int64_t c = 0; c < nc; ++c) {
+        const __mmask16 mk = c == nc - 1 ? last : full;
+        _mm512_store_ps(kbuf[j] + 16 * c, load_f16_masked(k + 16 * c, mk));
+        _mm512_store_ps(vbuf[j] + 16 * c, load_f16_masked(v + 16 * c, mk));
+      }
+    }
+    for (int64_t i = 0; i < r.n_tok; ++i) {
+      const int64_t n_pos = r.first_n_pos + i;
+      if (n_pos <= j0) continue;
+      const int nk = n_pos - j0 < kKeyTile ? static_cast<int>(n_pos - j0) : kKeyTile;
+      const __mmask16 km = nk == kKeyTile ? full : tail_mask(nk);
+      float* acc_base = r.acc + i * n_q * ld;
+      for (int64_t h = 0; h < n_q; ++h) {
+        const float* q = r.q + i * r.q_stride + h * d;
+        __m512 qv[kMaxChunks];
+        for (int64_t c = 0; c < nc; ++c) qv[c] = round_f16(_mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c));
+        for (int j = 0; j < nk; ++j) {
+          __m512 p = _mm512_setzero_ps();
+          for (int64_t c = 0; c < nc; ++c) p = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), p);
+          score[j] = _mm512_reduce_add_ps(p) * r.scale;
+        }
+        float mx = m[i][h];
+        for (int j = 0; j < nk; ++j) {
+          mprev[j] = mx;
+          mx = score[j] > mx ? score[j] : mx;
+          mcur[j] = mx;
+        }
+        const __m512 mc = _mm512_maskz_load_ps(km, mcur);
+        _mm512_store_ps(ms[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, mprev), mc)));
+        _mm512_store_ps(vs[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, score), mc)));
+        for (int j = 0; j < nk; ++j) {
+          if (mprev[j] == -__builtin_inff()) ms[h][j] = 0.0f;
+        }
+        m[i][h] = mx;
+        float ssum = sum[i][h];
+        for (int j = 0; j < nk; ++j) ssum = ssum * ms[h][j] + vs[h][j];
+        sum[i][h] = ssum;
+      }
+      for (int64_t c = 0; c < nc; ++c) {
+        int64_t h = 0;
+        for (; h + 4 <= n_q; h += 4) {
+          __m512 acc0 = _mm512_loadu_ps(acc_base + (h + 0) * ld + 16 * c);
+          __m512 acc1 = _mm512_loadu_ps(acc_base + (h + 1) * ld + 16 * c);
+          __m512 acc2 = _mm512_loadu_ps(acc_base + (h + 2) * ld + 16 * c);
+          __m512 acc3 = _mm512_loadu_ps(acc_base + (h + 3) * ld + 16 * c);
+          for (int j = 0; j < nk; ++j) {
+            const __m512 v = _mm512_load_ps(vbuf[j] + 16 * c);
+            acc0 = acc_step(acc0, v, ms[h + 0][j], vs[h + 0][j]);
+            acc1 = acc_step(acc1, v, ms[h + 1][j], vs[h + 1][j]);
+            acc2 = acc_step(acc2, v, ms[h + 2][j], vs[h + 2][j]);
+            acc3 = acc_step(acc3, v, ms[h + 3][j], vs[h + 3][j]);
+          }
+          _mm512_storeu_ps(acc_base + (h + 0) * ld + 16 * c, acc0);
+          _mm512_storeu_ps(acc_base + (h + 1) * ld + 16 * c, acc1);
+          _mm512_storeu_ps(acc_base + (h + 2) * ld + 16 * c, acc2);
+          _mm512_storeu_ps(acc_base + (h + 3) * ld + 16 * c, acc3);
+        }
+        for (; h < n_q; ++h) {
+          __m512 accv = _mm512_loadu_ps(acc_base + h * ld + 16 * c);
+          for (int j = 0; j < nk; ++j) accv = acc_step(accv, _mm512_load_ps(vbuf[j] + 16 * c), ms[h][j], vs[h][j]);
+          _mm512_storeu_ps(acc_base + h * ld + 16 * c, accv);
+        }
+      }
+    }
+  }
+  for (int64_t i = 0; i < r.n_tok; ++i) {
+    for (int64_t h = 0; h < n_q; ++h) {
+      const __m512 inv = _mm512_set1_ps(sum[i][h] > 0.0f ? 1.0f / sum[i][h] : 0.0f);
+      for (int64_t c = 0; c < nc; ++c) {
+        const __mmask16 mk = c == nc - 1 ? last : full;
+        _mm512_mask_storeu_ps(r.out + i * r.out_stride + h * d + 16 * c, mk,
+                              _mm512_mul_ps(_mm512_loadu_ps(r.acc + (i * n_q + h) * ld + 16 * c), inv));
+      }
+    }
+  }
+}
+
 #undef SN_INLINE
 
 }  // namespace
 
 const OpsKernels& ops_kernels_avx512() {
-  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group};
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group, attention_run};
   return kTable;
 }
 

@@ -43,6 +43,52 @@ struct AttentionGroupArgs {
 
 inline constexpr int64_t kMaxAttentionGroup = 64;
 
+// Consecutive tokens of one sequence (positions p, p+1, ...) for one GQA group. Token i's
+// result is exactly what attention_group computes for it alone (batch invariance); a run
+// only lets the kernel load each key and value once for all its tokens.
+struct AttentionRunArgs {
+  const float* q;              // token i's group of query heads at q + i * q_stride
+  int64_t q_stride;
+  int64_t n_tok;               // <= kMaxAttentionRun
+  int64_t first_n_pos;         // token i attends to positions [0, first_n_pos + i)
+  int64_t n_q;
+  const uint16_t* k;
+  const uint16_t* v;
+  const int32_t* block_table;
+  int64_t block_size;
+  int64_t kv_stride;
+  int64_t kv_offset;
+  int64_t head_dim;
+  float scale;
+  float* acc;                  // scratch [n_tok][n_q][head_dim rounded up to 16]
+  float* out;                  // token i's group output at out + i * out_stride
+  int64_t out_stride;
+};
+
+inline constexpr int64_t kMaxAttentionRun = 16;
+
+// The run kernel of families without a specialized one: token by token. `static`, so each
+// ISA's translation unit keeps its own copy (no ODR merging across ISA flags).
+static inline void attention_run_by_token(void (*group)(const AttentionGroupArgs&), const AttentionRunArgs& r) {
+  for (int64_t i = 0; i < r.n_tok; ++i) {
+    AttentionGroupArgs a;
+    a.q = r.q + i * r.q_stride;
+    a.n_q = r.n_q;
+    a.k = r.k;
+    a.v = r.v;
+    a.block_table = r.block_table;
+    a.n_pos = r.first_n_pos + i;
+    a.block_size = r.block_size;
+    a.kv_stride = r.kv_stride;
+    a.kv_offset = r.kv_offset;
+    a.head_dim = r.head_dim;
+    a.scale = r.scale;
+    a.acc = r.acc;
+    a.out = r.out + i * r.out_stride;
+    group(a);
+  }
+}
+
 struct OpsKernels {
   // y = x * (1/sqrtf(mean(x^2) + eps)) [* w]; sum of squares accumulated in double.
   void (*rms_norm_row)(const float* x, const float* w, int64_t dim, float eps, float* y);
@@ -56,6 +102,7 @@ struct OpsKernels {
   // dst[i] = f16(src[i]), round to nearest even.
   void (*f32_to_f16)(const float* src, int64_t n, uint16_t* dst);
   void (*attention_group)(const AttentionGroupArgs& args);
+  void (*attention_run)(const AttentionRunArgs& args);
 };
 
 // REQUIRES (avx2/avx512): the CPU supports the family (isa_supported()).

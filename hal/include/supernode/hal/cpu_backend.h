@@ -140,7 +140,8 @@ class CpuBackend {
   Isa isa_;
   std::unordered_map<const void*, PackedWeight> packed_;
   std::vector<uint8_t> matmul_scratch_;     // quantized activations (matmul)
-  std::vector<float> attention_scratch_;    // scores per thread (attention)
+  std::vector<float> attention_scratch_;    // accumulators per thread (attention)
+  std::vector<int64_t> attention_runs_;     // first token of each run of one sequence (attention)
 };
 
 }  // namespace sn::hal
