@@ -84,6 +84,23 @@ TEST(Cli, GeneratedModelRunsEndToEnd) {
   }
 }
 
+TEST(Cli, ServeBenchRunsBothWorkloads) {
+  sn::testing::TempDir dir;
+  const std::string model = dir.file("tiny.gguf");
+  LONGS_EQUAL(0, supernode("gen-model -o " + model).code);
+  Run a = supernode("serve-bench -m " + model + " -t 1 --streams 3 --requests 5 --max-tokens 4 --prompt-tokens 20 --json");
+  LONGS_EQUAL(0, a.code);
+  CHECK_TEXT(a.out.find("\"requests\":5") != std::string::npos, a.out.c_str());
+  CHECK_TEXT(a.out.find("\"output_tokens\":20") != std::string::npos, a.out.c_str());
+  sn::testing::write_file(dir.file("prefix.txt"), "the little girl saw a big red ball in the park. ");
+  Run b = supernode("serve-bench -m " + model + " -t 1 --prefix-file " + dir.file("prefix.txt") +
+                    " --prefix-bytes 600 --requests 3 --json");
+  LONGS_EQUAL(0, b.code);
+  CHECK_TEXT(b.out.find("\"ttft_tier1_p50_s\"") != std::string::npos, b.out.c_str());
+  Run bad = supernode("serve-bench -m " + model + " --streams 0", true);
+  LONGS_EQUAL(2, bad.code);
+}
+
 TEST(Cli, BadInputGetsClearErrors) {
   sn::testing::TempDir dir;
   Run r = supernode("run -m " + dir.file("missing.gguf") + " -p hi", true);
