@@ -144,6 +144,23 @@ constexpr int64_t kMaxChunks = 16;
 // accumulator update, which llama.cpp's numerics make sequential, runs key by key.
 constexpr int kKeyTile = 16;
 
+// Key-by-key f16 accumulator updates of heads [h, h + N) for chunk c: N independent rounding
+// chains in flight at once (each chain is latency-bound on its conversions).
+template <int N>
+SN_INLINE void acc_heads(float* acc_base, int64_t ld, int64_t h, int64_t c, int nk, const float (*vbuf)[kMaxChunks * 16],
+                         const float (*ms)[kKeyTile], const float (*vs)[kKeyTile]) {
+  __m512 acc[N];
+#pragma GCC unroll 8
+  for (int u = 0; u < N; ++u) acc[u] = _mm512_loadu_ps(acc_base + (h + u) * ld + 16 * c);
+  for (int j = 0; j < nk; ++j) {
+    const __m512 v = _mm512_load_ps(vbuf[j] + 16 * c);
+#pragma GCC unroll 8
+    for (int u = 0; u < N; ++u) acc[u] = acc_step(acc[u], v, ms[h + u][j], vs[h + u][j]);
+  }
+#pragma GCC unroll 8
+  for (int u = 0; u < N; ++u) _mm512_storeu_ps(acc_base + (h + u) * ld + 16 * c, acc[u]);
+}
+
 void attention_group(const AttentionGroupArgs& a) {
   const int64_t d = a.head_dim;
   const int64_t nc = (d + 15) / 16;
@@ -213,28 +230,9 @@ void attention_group(const AttentionGroupArgs& a) {
     // roundings; four heads at a time keep several chains in flight.
     for (int64_t c = 0; c < nc; ++c) {
       int64_t h = 0;
-      for (; h + 4 <= a.n_q; h += 4) {
-        __m512 acc0 = _mm512_loadu_ps(a.acc + (h + 0) * ld + 16 * c);
-        __m512 acc1 = _mm512_loadu_ps(a.acc + (h + 1) * ld + 16 * c);
-        __m512 acc2 = _mm512_loadu_ps(a.acc + (h + 2) * ld + 16 * c);
-        __m512 acc3 = _mm512_loadu_ps(a.acc + (h + 3) * ld + 16 * c);
-        for (int j = 0; j < nk; ++j) {
-          const __m512 v = _mm512_load_ps(vbuf[j] + 16 * c);
-          acc0 = acc_step(acc0, v, ms[h + 0][j], vs[h + 0][j]);
-          acc1 = acc_step(acc1, v, ms[h + 1][j], vs[h + 1][j]);
-          acc2 = acc_step(acc2, v, ms[h + 2][j], vs[h + 2][j]);
-          acc3 = acc_step(acc3, v, ms[h + 3][j], vs[h + 3][j]);
-        }
-        _mm512_storeu_ps(a.acc + (h + 0) * ld + 16 * c, acc0);
-        _mm512_storeu_ps(a.acc + (h + 1) * ld + 16 * c, acc1);
-        _mm512_storeu_ps(a.acc + (h + 2) * ld + 16 * c, acc2);
-        _mm512_storeu_ps(a.acc + (h + 3) * ld + 16 * c, acc3);
-      }
-      for (; h < a.n_q; ++h) {
-        __m512 accv = _mm512_loadu_ps(a.acc + h * ld + 16 * c);
-        for (int j = 0; j < nk; ++j) accv = acc_step(accv, _mm512_load_ps(vbuf[j] + 16 * c), ms[h][j], vs[h][j]);
-        _mm512_storeu_ps(a.acc + h * ld + 16 * c, accv);
-      }
+      for (; h + 8 <= a.n_q; h += 8) acc_heads<8>(a.acc, ld, h, c, nk, vbuf, ms, vs);
+      for (; h + 4 <= a.n_q; h += 4) acc_heads<4>(a.acc, ld, h, c, nk, vbuf, ms, vs);
+      for (; h < a.n_q; ++h) acc_heads<1>(a.acc, ld, h, c, nk, vbuf, ms, vs);
     }
   }
   for (int64_t h = 0; h < a.n_q; ++h) {
@@ -320,28 +318,9 @@ void attention_run(const AttentionRunArgs& r) {
       }
       for (int64_t c = 0; c < nc; ++c) {
         int64_t h = 0;
-        for (; h + 4 <= n_q; h += 4) {
-          __m512 acc0 = _mm512_loadu_ps(acc_base + (h + 0) * ld + 16 * c);
-          __m512 acc1 = _mm512_loadu_ps(acc_base + (h + 1) * ld + 16 * c);
-          __m512 acc2 = _mm512_loadu_ps(acc_base + (h + 2) * ld + 16 * c);
-          __m512 acc3 = _mm512_loadu_ps(acc_base + (h + 3) * ld + 16 * c);
-          for (int j = 0; j < nk; ++j) {
-            const __m512 v = _mm512_load_ps(vbuf[j] + 16 * c);
-            acc0 = acc_step(acc0, v, ms[h + 0][j], vs[h + 0][j]);
-            acc1 = acc_step(acc1, v, ms[h + 1][j], vs[h + 1][j]);
-            acc2 = acc_step(acc2, v, ms[h + 2][j], vs[h + 2][j]);
-            acc3 = acc_step(acc3, v, ms[h + 3][j], vs[h + 3][j]);
-          }
-          _mm512_storeu_ps(acc_base + (h + 0) * ld + 16 * c, acc0);
-          _mm512_storeu_ps(acc_base + (h + 1) * ld + 16 * c, acc1);
-          _mm512_storeu_ps(acc_base + (h + 2) * ld + 16 * c, acc2);
-          _mm512_storeu_ps(acc_base + (h + 3) * ld + 16 * c, acc3);
-        }
-        for (; h < n_q; ++h) {
-          __m512 accv = _mm512_loadu_ps(acc_base + h * ld + 16 * c);
-          for (int j = 0; j < nk; ++j) accv = acc_step(accv, _mm512_load_ps(vbuf[j] + 16 * c), ms[h][j], vs[h][j]);
-          _mm512_storeu_ps(acc_base + h * ld + 16 * c, accv);
-        }
+        for (; h + 8 <= n_q; h += 8) acc_heads<8>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+        for (; h + 4 <= n_q; h += 4) acc_heads<4>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+        for (; h < n_q; ++h) acc_heads<1>(acc_base, ld, h, c, nk, vbuf, ms, vs);
       }
     }
   }
