@@ -239,7 +239,7 @@ void attention_run(const AttentionRunArgs& r) { attention_run_by_token(attention
 }  // namespace
 
 const OpsKernels& ops_kernels_avx2() {
-  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group, attention_run};
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_run};
   return kTable;
 }
 

@@ -161,91 +161,8 @@ SN_INLINE void acc_heads(float* acc_base, int64_t ld, int64_t h, int64_t c, int 
   for (int u = 0; u < N; ++u) _mm512_storeu_ps(acc_base + (h + u) * ld + 16 * c, acc[u]);
 }
 
-void attention_group(const AttentionGroupArgs& a) {
-  const int64_t d = a.head_dim;
-  const int64_t nc = (d + 15) / 16;
-  const int64_t ld = nc * 16;
-  const __mmask16 full = static_cast<__mmask16>(0xFFFF);
-  const __mmask16 last = d % 16 != 0 ? tail_mask(d % 16) : full;
-  float m[kMaxAttentionGroup];
-  float sum[kMaxAttentionGroup];
-  for (int64_t h = 0; h < a.n_q; ++h) {
-    m[h] = -__builtin_inff();
-    sum[h] = 0.0f;
-    for (int64_t c = 0; c < nc; ++c) _mm512_storeu_ps(a.acc + h * ld + 16 * c, _mm512_setzero_ps());
-  }
-  // The tile's keys and values as f32 (lanes past head_dim are zero).
-  alignas(64) float kbuf[kKeyTile][kMaxChunks * 16];
-  alignas(64) float vbuf[kKeyTile][kMaxChunks * 16];
-  alignas(64) float score[kKeyTile];
-  alignas(64) float mprev[kKeyTile];
-  alignas(64) float mcur[kKeyTile];
-  alignas(64) float ms[kMaxAttentionGroup][kKeyTile];
-  alignas(64) float vs[kMaxAttentionGroup][kKeyTile];
-  const int64_t bs = a.block_size;
-  for (int64_t j0 = 0; j0 < a.n_pos; j0 += kKeyTile) {
-    const int nk = a.n_pos - j0 < kKeyTile ? static_cast<int>(a.n_pos - j0) : kKeyTile;
-    for (int j = 0; j < nk; ++j) {
-      const int64_t pos = j0 + j;
-      const int64_t slot = static_cast<int64_t>(a.block_table[pos / bs]) * bs + pos % bs;
-      const uint16_t* k = a.k + slot * a.kv_stride + a.kv_offset;
-      const uint16_t* v = a.v + slot * a.kv_stride + a.kv_offset;
-      for (int64_t c = 0; c < nc; ++c) {
-        const __mmask16 mk = c == nc - 1 ? last : full;
-        _mm512_store_ps(kbuf[j] + 16 * c, load_f16_masked(k + 16 * c, mk));
-        _mm512_store_ps(vbuf[j] + 16 * c, load_f16_masked(v + 16 * c, mk));
-      }
-    }
-    const __mmask16 km = nk == kKeyTile ? full : tail_mask(nk);
-    // Scores and the softmax factors of every head for the tile's keys.
-    for (int64_t h = 0; h < a.n_q; ++h) {
-      const float* q = a.q + h * d;
-      __m512 qv[kMaxChunks];
-      for (int64_t c = 0; c < nc; ++c) qv[c] = round_f16(_mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c));
-      for (int j = 0; j < nk; ++j) {
-        __m512 p = _mm512_setzero_ps();
-        for (int64_t c = 0; c < nc; ++c) p = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), p);
-        score[j] = _mm512_reduce_add_ps(p) * a.scale;
-      }
-      // The running max after each key; then ms_j = e^(M_{j-1} - M_j) (1 unless key j raised
-      // the max) and vs_j = e^(s_j - M_j) (1 when it did), as the key-by-key update defines.
-      float mx = m[h];
-      for (int j = 0; j < nk; ++j) {
-        mprev[j] = mx;
-        mx = score[j] > mx ? score[j] : mx;
-        mcur[j] = mx;
-      }
-      const __m512 mc = _mm512_maskz_load_ps(km, mcur);
-      _mm512_store_ps(ms[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, mprev), mc)));
-      _mm512_store_ps(vs[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, score), mc)));
-      for (int j = 0; j < nk; ++j) {
-        if (mprev[j] == -__builtin_inff()) ms[h][j] = 0.0f;  // the first key: nothing to keep
-      }
-      m[h] = mx;
-      float ssum = sum[h];
-      for (int j = 0; j < nk; ++j) ssum = ssum * ms[h][j] + vs[h][j];
-      sum[h] = ssum;
-    }
-    // The f16 accumulators, key by key. Each (head, chunk) is its own dependency chain of
-    // roundings; four heads at a time keep several chains in flight.
-    for (int64_t c = 0; c < nc; ++c) {
-      int64_t h = 0;
-      for (; h + 8 <= a.n_q; h += 8) acc_heads<8>(a.acc, ld, h, c, nk, vbuf, ms, vs);
-      for (; h + 4 <= a.n_q; h += 4) acc_heads<4>(a.acc, ld, h, c, nk, vbuf, ms, vs);
-      for (; h < a.n_q; ++h) acc_heads<1>(a.acc, ld, h, c, nk, vbuf, ms, vs);
-    }
-  }
-  for (int64_t h = 0; h < a.n_q; ++h) {
-    const __m512 inv = _mm512_set1_ps(sum[h] > 0.0f ? 1.0f / sum[h] : 0.0f);
-    for (int64_t c = 0; c < nc; ++c) {
-      const __mmask16 mk = c == nc - 1 ? last : full;
-      _mm512_mask_storeu_ps(a.out + h * d + 16 * c, mk, _mm512_mul_ps(_mm512_loadu_ps(a.acc + h * ld + 16 * c), inv));
-    }
-  }
-}
-
 // A run of consecutive tokens of one sequence: each key tile is loaded and converted once,
-// then every token of the run takes the same per-key steps attention_group takes for it.
+// then every token takes the same per-key steps it would take in a run of its own.
 void attention_run(const AttentionRunArgs& r) {
   const int64_t d = r.head_dim;
   const int64_t nc = (d + 15) / 16;
@@ -341,7 +258,7 @@ void attention_run(const AttentionRunArgs& r) {
 }  // namespace
 
 const OpsKernels& ops_kernels_avx512() {
-  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_group, attention_run};
+  static constexpr OpsKernels kTable = {rms_norm_row, rope_head, silu_mul, add, f32_to_f16, attention_run};
   return kTable;
 }
 

@@ -44,8 +44,9 @@ struct AttentionGroupArgs {
 inline constexpr int64_t kMaxAttentionGroup = 64;
 
 // Consecutive tokens of one sequence (positions p, p+1, ...) for one GQA group. Token i's
-// result is exactly what attention_group computes for it alone (batch invariance); a run
-// only lets the kernel load each key and value once for all its tokens.
+// result is exactly what it would be in a run of its own (batch invariance); a run only lets
+// the kernel load each key and value once for all its tokens. The scalar and AVX2 families
+// compute it token by token with their AttentionGroupArgs kernel.
 struct AttentionRunArgs {
   const float* q;              // token i's group of query heads at q + i * q_stride
   int64_t q_stride;
@@ -101,7 +102,6 @@ struct OpsKernels {
   void (*add)(const float* a, const float* b, int64_t n, float* out);
   // dst[i] = f16(src[i]), round to nearest even.
   void (*f32_to_f16)(const float* src, int64_t n, uint16_t* dst);
-  void (*attention_group)(const AttentionGroupArgs& args);
   void (*attention_run)(const AttentionRunArgs& args);
 };
 
