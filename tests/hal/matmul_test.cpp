@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "../../hal/src/cpu/quant.h"
+#include "cpu/quant.h"
 #include "supernode/hal/cpu_backend.h"
 #include "supernode/hal/fp16.h"
 #include "supernode/hal/thread_pool.h"

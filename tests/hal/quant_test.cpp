@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "../../hal/src/cpu/quant.h"
+#include "cpu/quant.h"
 #include "supernode/hal/dtype.h"
 #include "supernode/hal/fp16.h"
 #include "test_support.h"

@@ -22,17 +22,6 @@ int q4k_nib(const BlockQ4_K& b, int e) {
   return (j & 1) ? byte >> 4 : byte & 0xF;
 }
 
-// Element e (0..255) of a q6_K block: its unsigned 6-bit value.
-int q6k_value(const BlockQ6_K& b, int e) {
-  const int half = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
-  const uint8_t* ql = b.ql + 64 * half;
-  const uint8_t* qh = b.qh + 32 * half;
-  const int lo = (quarter & 1) ? ql[l + 32] : ql[l];
-  const int nib = (quarter & 2) ? (lo >> 4) : (lo & 0xF);
-  const int hb = (qh[l] >> (2 * quarter)) & 3;
-  return nib | (hb << 4);
-}
-
 void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
 void pack_q4_0(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t nb, uint8_t* dst) {

@@ -110,17 +110,6 @@ void dequant_q5_k(const BlockQ5_K* b, int64_t nb, float* y) {
   }
 }
 
-// The unsigned 6-bit value (0..63) of element e (0..255) of a q6_K block, and its scale group.
-int q6k_value(const BlockQ6_K& b, int e) {
-  const int half = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
-  const uint8_t* ql = b.ql + 64 * half;
-  const uint8_t* qh = b.qh + 32 * half;
-  const int lo = (quarter & 1) ? ql[l + 32] : ql[l];
-  const int nib = (quarter & 2) ? (lo >> 4) : (lo & 0xF);
-  const int hb = (qh[l] >> (2 * quarter)) & 3;
-  return nib | (hb << 4);
-}
-
 void dequant_q6_k(const BlockQ6_K* b, int64_t nb, float* y) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d = h2f(b[i].d);
@@ -143,6 +132,16 @@ int32_t dot_block_4_5(const Block& b, const int8_t* a, uint32_t qh, int offset) 
 }
 
 }  // namespace
+
+int q6k_value(const BlockQ6_K& b, int e) {
+  const int half = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+  const uint8_t* ql = b.ql + 64 * half;
+  const uint8_t* qh = b.qh + 32 * half;
+  const int lo = (quarter & 1) ? ql[l + 32] : ql[l];
+  const int nib = (quarter & 2) ? (lo >> 4) : (lo & 0xF);
+  const int hb = (qh[l] >> (2 * quarter)) & 3;
+  return nib | (hb << 4);
+}
 
 void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
   const DTypeInfo info = dtype_info(type);

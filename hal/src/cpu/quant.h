@@ -76,6 +76,9 @@ inline void k_scale_min(const uint8_t* q, int j, uint8_t* sc, uint8_t* m) {
 
 // Dequantizes n elements (a multiple of the block size) of a row of `type` to f32.
 // REQUIRES: dtype_info(type).computable.
+// The unsigned 6-bit value (0..63) of element e (0..255) of a q6_K block (scale group e / 16).
+int q6k_value(const BlockQ6_K& b, int e);
+
 void dequantize_row(DType type, const void* src, float* dst, int64_t n);
 
 // The activation type a weight type's dot product takes.
