@@ -15,8 +15,11 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include "commands.h"
 #include "supernode/scheduler/engine_loop.h"
+#include "supernode/storage/env.h"
 
 namespace sn::cli {
 namespace {
@@ -34,11 +37,36 @@ struct Summary {
 };
 Summary summarize(const std::vector<double>& v) { return {percentile(v, 0.50), percentile(v, 0.99)}; }
 
+// The model's identity for cache keys and the disk tier: its path, size and modification
+// time (a changed file is another model; its cached blocks become foreign).
+std::string model_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return path;
+  return path + "@" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
+struct PrefixOptions {
+  long long requests = 4;     // per measured phase
+  long long batch_tokens = 512;
+  std::string kv_dir;         // tier 3; empty: none
+  long long host_mb = 512;    // tier 2
+  long long disk_mb = 4096;
+  bool int8 = false;
+  bool json = false;
+};
+
 // Workload (b) of issue 4: every prompt is the prefix text plus a short distinct suffix,
-// 15-50 answer tokens, requests one at a time. The first request finds nothing cached
-// (cold); the others find the prefix in the tier-1 prefix cache. Returns the exit code.
+// 15-50 answer tokens, requests one at a time. Phases, each of `requests` requests:
+//   restart  the first request, before anything else runs: finds the prefix only on disk when
+//            an earlier process left it there (workload (c)), else it is cold like the next;
+//   cold     under a salt never used before, so nothing is cached in any tier;
+//   tier 1   the prefix cached in the KV pool;
+//   tier 2   every cached tier-1 block demoted to host RAM before each request;
+//   tier 3   demoted, then host RAM emptied, so only the disk holds it (with --kv-dir).
+// Returns the exit code.
 int run_prefix_workload(const Runtime& rt, const std::string& path, const std::string& prefix_text,
-                        long long requests, long long batch_tokens, bool json) {
+                        const PrefixOptions& o) {
   const engine::Model& model = *rt.model;
   const engine::Tokenizer& tok = model.tokenizer();
   const std::vector<int32_t> prefix = tok.encode(prefix_text, {.add_special = true, .parse_special = false});
@@ -46,67 +74,149 @@ int run_prefix_workload(const Runtime& rt, const std::string& path, const std::s
   constexpr int32_t kMaxAnswer = 50;
   const int64_t longest = static_cast<int64_t>(prefix.size()) + 64 + kMaxAnswer;
   scheduler::SchedulerConfig config;
-  config.model_id = path;
+  config.model_id = model_identity(path);
   config.kv.block_size = kBlockSize;
   // Room for the cached prefix plus one request in flight.
   config.kv.num_blocks = static_cast<int32_t>(2 * ((longest + kBlockSize - 1) / kBlockSize) + 4);
-  config.max_num_batched_tokens = static_cast<int32_t>(batch_tokens);
+  config.max_num_batched_tokens = static_cast<int32_t>(o.batch_tokens);
   config.max_num_seqs = 1;
   config.max_waiting = 2;
   scheduler::SteadyClock clock;
   scheduler::EngineLoop loop(model, *rt.backend, config, clock);
-  std::fprintf(stderr, "serve-bench: prefix of %zu tokens, %lld requests one at a time, 15-50 answer tokens each\n",
-               prefix.size(), requests);
+  scheduler::KvTiersConfig tc;
+  tc.host_bytes = static_cast<uint64_t>(o.host_mb) << 20;
+  tc.int8 = o.int8;
+  if (!o.kv_dir.empty()) {
+    tc.disk_dirs = {o.kv_dir};
+    tc.disk_bytes_per_dir = static_cast<uint64_t>(o.disk_mb) << 20;
+  }
+  const auto t_open = std::chrono::steady_clock::now();
+  Status opened = loop.enable_tiers(storage::posix_env(), tc, [](uint64_t scanned, uint64_t total) {
+    if (scanned % 256 == 0 || scanned == total) {
+      std::fprintf(stderr, "\rserve-bench: scanning the disk tier: %llu/%llu blocks   ",
+                   static_cast<unsigned long long>(scanned), static_cast<unsigned long long>(total));
+    }
+  });
+  if (!opened.is_ok()) return runtime_error(opened);
+  const double open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
+  const scheduler::KvTierStats at_open = loop.tiers()->stats();
+  std::fprintf(stderr, "\rserve-bench: prefix of %zu tokens; tiers: host RAM %lld MB%s, disk %s (%lld blocks found, "
+               "%lld dropped, %.2f s to open)\n",
+               prefix.size(), o.host_mb, o.int8 ? " int8" : "", o.kv_dir.empty() ? "none" : o.kv_dir.c_str(),
+               static_cast<long long>(at_open.disk.blocks), static_cast<long long>(at_open.disk.corrupt_dropped), open_s);
 
   struct Sample {
     double ttft_s;
     int32_t cached;
   };
-  std::vector<Sample> samples;
-  for (long long i = 0; i < requests; ++i) {
+  long long next_id = 1;
+  const std::string cold_salt = "bench-cold-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  auto run_one = [&](const std::string& salt, Sample* out) -> Status {
     scheduler::GenerationRequest r;
-    r.id = static_cast<scheduler::RequestId>(i + 1);
+    r.id = static_cast<scheduler::RequestId>(next_id);
     r.prompt = prefix;
     const std::vector<int32_t> suffix =
-        tok.encode(" Question " + std::to_string(i + 1) + ": what happened next?", {.add_special = false});
+        tok.encode(" Question " + std::to_string(next_id) + ": what happened next?", {.add_special = false});
     r.prompt.insert(r.prompt.end(), suffix.begin(), suffix.end());
-    r.max_tokens = static_cast<int32_t>(15 + (i * 7) % 36);
+    r.max_tokens = static_cast<int32_t>(15 + (next_id * 7) % 36);
+    ++next_id;
     r.sampling.temperature = 0.0f;
     r.ignore_eos = true;
     r.tenant = "bench";
-    r.cache_salt = "bench";
-    if (Status st = loop.add(std::move(r)); !st.is_ok()) return runtime_error(st);
-    bool done = false;
-    while (!done) {
+    r.cache_salt = salt;
+    SN_RETURN_IF_ERROR(loop.add(std::move(r)));
+    for (;;) {
       Result<std::vector<scheduler::RequestEvent>> events = loop.step();
-      if (!events.ok()) return runtime_error(events.status());
+      if (!events.ok()) return events.status();
       for (const scheduler::RequestEvent& ev : *events) {
         if (!ev.finish) continue;
         const scheduler::RequestMetrics& m = ev.metrics;
-        samples.push_back({(m.first_token_ns - m.arrival_ns) / 1e9, m.num_cached_tokens});
-        done = true;
+        *out = {(m.first_token_ns - m.arrival_ns) / 1e9, m.num_cached_tokens};
+        return Status::ok();
       }
     }
-    std::fprintf(stderr, "\rserve-bench: %lld/%lld requests, last TTFT %.3f s (%d prompt tokens cached)   ", i + 1,
-                 requests, samples.back().ttft_s, samples.back().cached);
-    std::fflush(stderr);
-  }
-  std::fputc('\n', stderr);
-  const double cold = samples.front().ttft_s;
-  std::vector<double> warm;
-  for (size_t i = 1; i < samples.size(); ++i) warm.push_back(samples[i].ttft_s);
-  const Summary w = summarize(warm);
-  const double ratio = w.p50 > 0 ? cold / w.p50 : 0;
-  if (json) {
-    std::printf("{\"model\":\"%s\",\"workload\":\"prefix\",\"prefix_tokens\":%zu,\"requests\":%lld,"
-                "\"ttft_cold_s\":%.4f,\"ttft_tier1_p50_s\":%.4f,\"ttft_tier1_p99_s\":%.4f,\"tier1_speedup\":%.1f,"
-                "\"tier2\":null,\"tier3\":null}\n",
-                path.c_str(), prefix.size(), requests, cold, w.p50, w.p99, ratio);
+  };
+  struct Phase {
+    const char* name;
+    std::vector<Sample> samples;
+  };
+  std::vector<Phase> phases;
+  auto run_phase = [&](const char* name, long long n, const std::string& salt, int demote) -> Status {
+    Phase ph{name, {}};
+    for (long long i = 0; i < n; ++i) {
+      if (demote >= 2) loop.spill_cached_blocks();
+      if (demote >= 3) loop.tiers()->drop_host();
+      Sample smp{};
+      SN_RETURN_IF_ERROR(run_one(salt, &smp));
+      ph.samples.push_back(smp);
+      std::fprintf(stderr, "\rserve-bench: %s %lld/%lld, TTFT %.3f s (%d prompt tokens cached)        ", name, i + 1, n,
+                   smp.ttft_s, smp.cached);
+      std::fflush(stderr);
+    }
+    std::fputc('\n', stderr);
+    phases.push_back(std::move(ph));
+    return Status::ok();
+  };
+  Status st = run_phase("restart", 1, "bench", 1);
+  if (st.is_ok()) st = run_phase("cold", 1, cold_salt, 1);
+  if (st.is_ok()) st = run_phase("tier1", o.requests, "bench", 1);
+  if (st.is_ok()) st = run_phase("tier2", o.requests, "bench", 2);
+  if (st.is_ok() && !o.kv_dir.empty()) st = run_phase("tier3", o.requests, "bench", 3);
+  if (!st.is_ok()) return runtime_error(st);
+  // Leave the prefix on disk for the next process (workload (c)).
+  loop.spill_cached_blocks();
+
+  const double cold = phases[1].samples.front().ttft_s;
+  const scheduler::KvTierStats ts = loop.tiers()->stats();
+  const int32_t restart_cached = phases[0].samples.front().cached;
+  if (o.json) {
+    std::printf("{\"model\":\"%s\",\"workload\":\"prefix\",\"prefix_tokens\":%zu,\"requests_per_phase\":%lld,"
+                "\"kv_int8\":%s,\"ttft_cold_s\":%.4f",
+                path.c_str(), prefix.size(), o.requests, o.int8 ? "true" : "false", cold);
+    for (const Phase& ph : phases) {
+      if (std::string(ph.name) == "cold") continue;
+      std::vector<double> v;
+      for (const Sample& smp : ph.samples) v.push_back(smp.ttft_s);
+      const Summary s = summarize(v);
+      std::printf(",\"%s\":{\"ttft_p50_s\":%.4f,\"ttft_p99_s\":%.4f,\"speedup\":%.2f,\"cached_tokens\":%d}", ph.name,
+                  s.p50, s.p99, s.p50 > 0 ? cold / s.p50 : 0.0, ph.samples.front().cached);
+    }
+    std::printf(",\"host\":{\"blocks_used\":%lld,\"hits\":%lld,\"promotions\":%lld,\"demotions\":%lld,"
+                "\"bytes_in\":%lld,\"bytes_out\":%lld},\"disk\":{\"blocks\":%lld,\"hits\":%lld,\"promotions\":%lld,"
+                "\"demotions\":%lld,\"bytes_read\":%lld,\"bytes_written\":%lld,\"corrupt_dropped\":%lld,"
+                "\"open_s\":%.3f}}\n",
+                static_cast<long long>(ts.host.blocks_used), static_cast<long long>(ts.host.hits),
+                static_cast<long long>(ts.host.promotions), static_cast<long long>(ts.host.demotions),
+                static_cast<long long>(ts.host.bytes_in), static_cast<long long>(ts.host.bytes_out),
+                static_cast<long long>(ts.disk.blocks), static_cast<long long>(ts.disk.hits),
+                static_cast<long long>(ts.disk.promotions), static_cast<long long>(ts.disk.demotions),
+                static_cast<long long>(ts.disk.bytes_read), static_cast<long long>(ts.disk.bytes_written),
+                static_cast<long long>(ts.disk.corrupt_dropped), open_s);
   } else {
-    std::printf("prefix of %zu tokens, %lld requests\n", prefix.size(), requests);
-    std::printf("TTFT cold:              %.3f s\n", cold);
-    std::printf("TTFT warm, tier 1 (RAM): p50 %.4f s, p99 %.4f s = %.1fx faster than cold\n", w.p50, w.p99, ratio);
-    std::printf("TTFT warm, tier 2/3:    not measured (the host-RAM and disk tiers are not wired in yet)\n");
+    std::printf("prefix of %zu tokens, %lld requests per phase, tier 2-3 blocks %s\n", prefix.size(), o.requests,
+                o.int8 ? "int8" : "F16");
+    std::printf("| phase | TTFT p50 | TTFT p99 | vs cold | prompt tokens cached |\n|---|---|---|---|---|\n");
+    for (const Phase& ph : phases) {
+      std::vector<double> v;
+      for (const Sample& smp : ph.samples) v.push_back(smp.ttft_s);
+      const Summary s = summarize(v);
+      std::printf("| %s | %.4f s | %.4f s | %.1fx | %d |\n", ph.name, s.p50, s.p99, s.p50 > 0 ? cold / s.p50 : 0.0,
+                  ph.samples.front().cached);
+    }
+    std::printf("restart: %s\n", restart_cached > 0
+                                      ? "the first request found its prefix on disk, left by an earlier process (workload c)"
+                                      : "nothing cached at start (run the same command again for workload c)");
+    std::printf("host RAM: %lld blocks, %lld hits, %lld promotions, %lld demotions, %.1f MB in, %.1f MB out\n",
+                static_cast<long long>(ts.host.blocks_used), static_cast<long long>(ts.host.hits),
+                static_cast<long long>(ts.host.promotions), static_cast<long long>(ts.host.demotions),
+                ts.host.bytes_in / 1e6, ts.host.bytes_out / 1e6);
+    if (ts.has_disk) {
+      std::printf("disk: %lld blocks (%.1f MB), %lld hits, %lld read, %lld written, %lld corrupt dropped, "
+                  "opened in %.3f s\n",
+                  static_cast<long long>(ts.disk.blocks), ts.disk.bytes / 1e6, static_cast<long long>(ts.disk.hits),
+                  static_cast<long long>(ts.disk.promotions), static_cast<long long>(ts.disk.demotions),
+                  static_cast<long long>(ts.disk.corrupt_dropped), open_s);
+    }
   }
   return 0;
 }
@@ -134,6 +244,11 @@ int cmd_serve_bench(int argc, char** argv) {
              {{"--prefix-file"}, "FILE", "workload (b): every prompt is FILE's text plus a short distinct suffix, "
                                          "15-50 answer tokens, one request at a time; reports TTFT cold and warm", ""},
              {{"--prefix-bytes"}, "N", "with --prefix-file: repeat the file's text to N bytes (0: as it is)", "0"},
+             {{"--kv-dir"}, "DIR", "with --prefix-file: the disk tier (tier 3) of the KV cache; run again on the same "
+                                   "DIR to measure a restart (workload c)", ""},
+             {{"--kv-host-mb"}, "MB", "with --prefix-file: host RAM for tier 2", "512"},
+             {{"--kv-disk-mb"}, "MB", "with --kv-dir: disk space for tier 3", "4096"},
+             {{"--kv-int8"}, "", "keep tier 2-3 blocks as int8 with per-row scales", ""},
              {{"--json"}, "", "print one JSON object instead of a table", ""}});
   if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
   if (!args.positional().empty()) {
@@ -181,8 +296,19 @@ int cmd_serve_bench(int argc, char** argv) {
       while (static_cast<long long>(prefix.size()) < *prefix_bytes) prefix += *text;
       prefix.resize(static_cast<size_t>(*prefix_bytes));
     }
-    return run_prefix_workload(*rt, path, prefix, args.has("--requests") ? *requests : 8, *batch_tokens,
-                               args.has("--json"));
+    PrefixOptions po;
+    po.requests = args.has("--requests") ? *requests : 4;
+    po.batch_tokens = *batch_tokens;
+    po.kv_dir = args.value("--kv-dir").value_or("");
+    Result<long long> host_mb = args.integer("--kv-host-mb", 512, 1, 1 << 24);
+    Result<long long> disk_mb = args.integer("--kv-disk-mb", 4096, 1, 1LL << 32);
+    if (!host_mb.ok()) return usage_error(host_mb.status());
+    if (!disk_mb.ok()) return usage_error(disk_mb.status());
+    po.host_mb = *host_mb;
+    po.disk_mb = *disk_mb;
+    po.int8 = args.has("--kv-int8");
+    po.json = args.has("--json");
+    return run_prefix_workload(*rt, path, prefix, po);
   }
   const engine::Model& model = *rt->model;
   const int32_t n_vocab = model.config().n_vocab;

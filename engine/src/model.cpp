@@ -287,7 +287,8 @@ KvCache::KvCache(const ModelConfig& config, int32_t n_blocks, int32_t block_size
       n_blocks_(n_blocks),
       block_size_(block_size) {
   SN_CHECK(n_blocks > 0 && block_size > 0) << n_blocks << " blocks of " << block_size;
-  layer_elems_ = static_cast<size_t>(n_blocks) * block_size * n_kv_head_ * head_dim_;
+  block_elems_ = static_cast<size_t>(block_size) * n_kv_head_ * head_dim_;
+  layer_elems_ = static_cast<size_t>(n_blocks) * block_elems_;
   k_.assign(layer_elems_ * n_layer_, 0);
   v_.assign(layer_elems_ * n_layer_, 0);
   free_.reserve(n_blocks);
@@ -298,6 +299,32 @@ hal::KvLayerView KvCache::layer(int32_t i) {
   SN_CHECK(i >= 0 && i < n_layer_) << "layer " << i;
   return hal::KvLayerView{k_.data() + layer_elems_ * i, v_.data() + layer_elems_ * i, block_size_, n_kv_head_,
                           head_dim_};
+}
+
+void KvCache::read_block(int32_t block, std::span<std::byte> out) const {
+  SN_CHECK(block >= 0 && block < n_blocks_ && out.size() == block_bytes())
+      << "block " << block << ", " << out.size() << " bytes";
+  const size_t n = block_elems_ * sizeof(uint16_t);
+  std::byte* dst = out.data();
+  for (int32_t l = 0; l < n_layer_; ++l) {
+    const size_t off = layer_elems_ * l + block_elems_ * block;
+    std::memcpy(dst, k_.data() + off, n);
+    std::memcpy(dst + n, v_.data() + off, n);
+    dst += 2 * n;
+  }
+}
+
+void KvCache::write_block(int32_t block, std::span<const std::byte> in) {
+  SN_CHECK(block >= 0 && block < n_blocks_ && in.size() == block_bytes())
+      << "block " << block << ", " << in.size() << " bytes";
+  const size_t n = block_elems_ * sizeof(uint16_t);
+  const std::byte* src = in.data();
+  for (int32_t l = 0; l < n_layer_; ++l) {
+    const size_t off = layer_elems_ * l + block_elems_ * block;
+    std::memcpy(k_.data() + off, src, n);
+    std::memcpy(v_.data() + off, src + n, n);
+    src += 2 * n;
+  }
 }
 
 int32_t KvCache::alloc() {

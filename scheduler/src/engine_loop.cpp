@@ -52,6 +52,22 @@ Status EngineLoop::add(GenerationRequest request) {
   return Status::ok();
 }
 
+Status EngineLoop::enable_tiers(storage::Env& env, KvTiersConfig config, const storage::DiskScanProgress& progress) {
+  SN_CHECK(tiers_ == nullptr && stats_.steps == 0) << "enable_tiers once, before the first step";
+  if (config.model_id.empty()) config.model_id = scheduler_.config().model_id;
+  Result<std::unique_ptr<KvTiers>> tiers = KvTiers::open(env, config, block_io_, progress);
+  if (!tiers.ok()) return tiers.status();
+  tiers_ = std::move(*tiers);
+  scheduler_.attach_tiers(tiers_.get());
+  return Status::ok();
+}
+
+int32_t EngineLoop::spill_cached_blocks() {
+  const int32_t n = scheduler_.evict_free_cached();
+  if (tiers_ != nullptr) tiers_->flush();
+  return n;
+}
+
 Status EngineLoop::cancel(RequestId id) {
   SN_RETURN_IF_ERROR(scheduler_.cancel(id));
   live_.erase(id);
@@ -74,9 +90,14 @@ Result<std::vector<RequestEvent>> EngineLoop::step() {
                  s.want_token && j == n - 1);
     }
   }
-  const int64_t t1 = clock_.now_ns();
+  int64_t t1 = clock_.now_ns();
   stats_.schedule_ns += t1 - t0;
   ++stats_.steps;
+  if (out.sequences.empty() && tiers_ != nullptr && scheduler_.stats().fetching > 0) {
+    // Nothing to compute until a disk read lands: wait for it rather than spin.
+    (void)tiers_->wait_completed(5'000);
+    t1 = clock_.now_ns();
+  }
 
   if (batch_.size() > 0) {
     Status st = forward_.run(batch_, tables_, &logits_);

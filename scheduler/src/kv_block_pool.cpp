@@ -111,6 +111,7 @@ std::optional<std::vector<int32_t>> KvBlockPool::allocate(int32_t n) {
     unlink(b);
     Block& blk = blocks_[b];
     if (blk.key) {
+      if (evict_hook_) evict_hook_(b, *blk.key);
       cached_.erase(*blk.key);
       blk.key.reset();
       ++stats_.evictions;
@@ -120,6 +121,25 @@ std::optional<std::vector<int32_t>> KvBlockPool::allocate(int32_t n) {
     out.push_back(b);
   }
   return out;
+}
+
+int32_t KvBlockPool::evict_free_cached() {
+  int32_t n = 0;
+  for (Queue q : {Queue::kProbation, Queue::kProtected}) {
+    while (list(q).head >= 0) {
+      const int32_t b = list(q).head;
+      unlink(b);
+      Block& blk = blocks_[b];
+      if (evict_hook_) evict_hook_(b, *blk.key);
+      cached_.erase(*blk.key);
+      blk.key.reset();
+      blk.reused = false;
+      ++stats_.evictions;
+      push_back(Queue::kEmpty, b);
+      ++n;
+    }
+  }
+  return n;
 }
 
 std::optional<int32_t> KvBlockPool::lookup(const BlockHash& key) const {

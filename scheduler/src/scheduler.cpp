@@ -31,6 +31,16 @@ double Scheduler::class_weight(PriorityClass c) const {
   return c == PriorityClass::kInteractive ? w.interactive_weight : w.batch_weight;
 }
 
+void Scheduler::attach_tiers(KvTiers* tiers) {
+  SN_CHECK(step_ == 0) << "attach_tiers after the first step";
+  tiers_ = tiers;
+  if (tiers == nullptr) {
+    kv_.set_evict_hook({});
+  } else {
+    kv_.set_evict_hook([tiers](int32_t block, const BlockHash& key) { tiers->demote(block, key); });
+  }
+}
+
 void Scheduler::set_tenant_weight(const std::string& tenant, double weight) {
   SN_CHECK(weight > 0) << "tenant " << tenant << " weight " << weight;
   tenants_[tenant].weight = weight;
@@ -77,6 +87,7 @@ Status Scheduler::cancel(RequestId id) {
     kv_.free(id);
     remove_running(q);
   } else {
+    if (q.state == State::kFetching) fetching_.erase(q.fetch_ticket);
     remove_waiting(q);
   }
   deactivate(q);
@@ -119,7 +130,7 @@ void Scheduler::activate(Req& q) {
 
 void Scheduler::deactivate(const Req& q) { --class_active_[static_cast<int>(q.r.priority)]; }
 
-void Scheduler::enqueue_waiting(Req& q, bool front) {
+void Scheduler::link_waiting(Req& q, bool front) {
   std::deque<RequestId>& d = waiting_[static_cast<int>(q.r.priority)][q.r.tenant];
   if (front) {
     d.push_front(q.r.id);
@@ -127,11 +138,9 @@ void Scheduler::enqueue_waiting(Req& q, bool front) {
     d.push_back(q.r.id);
   }
   q.state = State::kWaiting;
-  ++tenants_[q.r.tenant].waiting;
-  ++num_waiting_;
 }
 
-void Scheduler::remove_waiting(Req& q) {
+void Scheduler::unlink_waiting(Req& q) {
   ClassQueue& cq = waiting_[static_cast<int>(q.r.priority)];
   auto it = cq.find(q.r.tenant);
   SN_CHECK(it != cq.end()) << "request " << q.r.id << " not in its waiting queue";
@@ -139,6 +148,16 @@ void Scheduler::remove_waiting(Req& q) {
   SN_CHECK(pos != it->second.end()) << "request " << q.r.id << " not in its waiting queue";
   it->second.erase(pos);
   if (it->second.empty()) cq.erase(it);
+}
+
+void Scheduler::enqueue_waiting(Req& q, bool front) {
+  link_waiting(q, front);
+  ++tenants_[q.r.tenant].waiting;
+  ++num_waiting_;
+}
+
+void Scheduler::remove_waiting(Req& q) {
+  if (q.state == State::kWaiting) unlink_waiting(q);  // a parked request is in no queue
   --tenants_[q.r.tenant].waiting;
   --num_waiting_;
   if (q.counts_as_new) {
@@ -185,10 +204,31 @@ void Scheduler::emit(SchedulerOutput& out, Req& q, int64_t n, const KvBlocks& bl
   charge(q, n);
 }
 
+void Scheduler::park_for_fetch(Req& q, std::span<const BlockHash> keys) {
+  unlink_waiting(q);
+  q.state = State::kFetching;
+  q.fetched = true;
+  q.fetch_ticket = next_ticket_++;
+  fetching_[q.fetch_ticket] = q.r.id;
+  ++stats_.fetches;
+  tiers_->fetch(q.fetch_ticket, std::vector<BlockHash>(keys.begin(), keys.end()));
+}
+
+void Scheduler::unpark_fetched() {
+  for (uint64_t ticket : tiers_->take_completed()) {
+    auto f = fetching_.find(ticket);
+    if (f == fetching_.end()) continue;  // cancelled while its reads ran
+    Req& q = requests_.at(f->second);
+    fetching_.erase(f);
+    link_waiting(q, /*front=*/true);
+  }
+}
+
 void Scheduler::preempt(Req& q, SchedulerOutput& out) {
   kv_.free(q.r.id);
   remove_running(q);
   q.num_computed = 0;
+  q.fetched = false;
   ++q.metrics.num_preemptions;
   ++stats_.preemptions;
   enqueue_waiting(q, /*front=*/true);
@@ -253,6 +293,7 @@ SchedulerOutput Scheduler::schedule() {
   in_flight_ = true;
   ++stats_.steps;
   const int32_t budget = config_.max_num_batched_tokens;
+  if (tiers_ != nullptr && !fetching_.empty()) unpark_fetched();
 
   // 1 and 2: running requests, decodes first, then prefill chunks.
   const std::vector<RequestId> snapshot = running_;
@@ -278,14 +319,43 @@ SchedulerOutput Scheduler::schedule() {
       Req* q = pick_waiting();
       if (q == nullptr) break;
       PrefixHit hit = kv_.find_prefix(q->block_hashes, q->num_known());
-      int64_t n = std::min<int64_t>(q->num_known() - hit.num_tokens, budget - out.num_tokens);
-      std::optional<KvBlocks> blocks = kv_.allocate_slots(q->r.id, hit.num_tokens, n, hit);
+      // The chain past the tier-1 hits, up to the last full block before the last known token.
+      std::span<const BlockHash> rest;
+      int32_t n_lower = 0;
+      if (tiers_ != nullptr) {
+        const size_t limit = std::min(q->block_hashes.size(), static_cast<size_t>((q->num_known() - 1) / kv_.block_size()));
+        if (hit.blocks.size() < limit) {
+          rest = std::span<const BlockHash>(q->block_hashes).subspan(hit.blocks.size(), limit - hit.blocks.size());
+          const KvTierProbe p = tiers_->probe(rest);
+          if (p.any > p.host && !q->fetched) {
+            park_for_fetch(*q, rest.subspan(static_cast<size_t>(p.host), static_cast<size_t>(p.any - p.host)));
+            continue;
+          }
+          n_lower = p.host;
+        }
+      }
+      const int64_t lower_tokens = static_cast<int64_t>(n_lower) * kv_.block_size();
+      int64_t n = std::min<int64_t>(q->num_known() - hit.num_tokens - lower_tokens, budget - out.num_tokens);
+      std::optional<KvBlocks> blocks = kv_.allocate_slots(q->r.id, hit.num_tokens, lower_tokens + n, hit);
       if (!blocks) break;
+      // Promote what host RAM holds into the fresh blocks after the hit. allocate_slots may
+      // have demoted blocks into host RAM and pushed some of these out: then stop there, and
+      // compute from that block on (it and the rest are allocated already).
+      int32_t promoted = 0;
+      while (promoted < n_lower &&
+             tiers_->promote(rest[static_cast<size_t>(promoted)],
+                             blocks->ids()[hit.blocks.size() + static_cast<size_t>(promoted)])) {
+        ++promoted;
+      }
+      const int64_t computed = hit.num_tokens + static_cast<int64_t>(promoted) * kv_.block_size();
       bool first_admission = q->metrics.first_scheduled_ns < 0;
       remove_waiting(*q);
-      q->num_computed = hit.num_tokens;
+      q->fetched = false;
+      q->num_computed = computed;
       insert_running(*q);
-      if (first_admission) q->metrics.num_cached_tokens = hit.num_tokens;
+      if (promoted > 0) kv_.cache_full_blocks(q->r.id, q->block_hashes, computed);  // findable in tier 1 again
+      stats_.tokens_from_tiers += static_cast<int64_t>(promoted) * kv_.block_size();
+      if (first_admission) q->metrics.num_cached_tokens = static_cast<int32_t>(computed);
       emit(out, *q, n, *blocks);
     }
   }
@@ -368,6 +438,7 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats s = stats_;
   s.running = static_cast<int32_t>(running_.size());
   s.waiting = num_waiting_;
+  s.fetching = static_cast<int32_t>(fetching_.size());
   return s;
 }
 
@@ -430,6 +501,17 @@ Status Scheduler::check_invariants() const {
       }
     }
   }
+  for (const auto& [ticket, id] : fetching_) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) return fail("parked id unknown");
+    const Req& q = it->second;
+    if (q.state != State::kFetching || q.fetch_ticket != ticket || !seen.insert(id).second) return fail("parked request corrupt");
+    if (q.num_computed != 0 || !kv_.blocks_of(id).empty()) return fail("parked request holds KV");
+    n_new += q.counts_as_new ? 1 : 0;
+    ++n_waiting;
+    ++counted[q.r.tenant].waiting;
+  }
+  if (tiers_ == nullptr && !fetching_.empty()) return fail("parked requests without tiers");
   if (n_waiting != num_waiting_ || n_new != num_waiting_new_) return fail("waiting counts wrong");
   if (seen.size() != requests_.size()) return fail("a live request is neither running nor waiting");
   for (const auto& [id, q] : requests_) {

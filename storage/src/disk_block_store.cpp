@@ -162,11 +162,19 @@ void DiskBlockStore::insert_entry(const BlockKey& key, uint32_t d, uint64_t payl
 }
 
 void DiskBlockStore::drop_entry(Index::iterator it) {
+  if (options_.on_drop) options_.on_drop(it->first);
   Dir& dir = dirs_[it->second.dir];
   dir.used -= kBlockHeaderBytes + it->second.payload_bytes;
   --dir.blocks;
   dir.lru.erase(it->second.lru);
   index_.erase(it);
+}
+
+std::vector<BlockKey> DiskBlockStore::keys() const {
+  std::vector<BlockKey> out;
+  out.reserve(index_.size());
+  for (const auto& [key, entry] : index_) out.push_back(key);
+  return out;
 }
 
 void DiskBlockStore::drop_corrupt(const std::string& path, std::string_view why) {

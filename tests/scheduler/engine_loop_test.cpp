@@ -23,6 +23,7 @@
 #include "supernode/engine/model_gen.h"
 #include "supernode/engine/sampling.h"
 #include "supernode/scheduler/engine_loop.h"
+#include "supernode/storage/env.h"
 #include "test_support.h"
 
 #include <CppUTest/TestHarness.h>
@@ -208,7 +209,7 @@ void sixteen_mixed_equal_solo(const Model& m, int32_t max_tokens, int32_t budget
   CHECK_TRUE(d.loop.stats().steps > 0);
 }
 
-void preemption_equals_solo(const Model& m) {
+void preemption_equals_solo(const Model& m, bool tiers = false) {
   Backend b(2);
   std::vector<GenerationRequest> reqs;
   for (int i = 0; i < 5; ++i) {
@@ -222,9 +223,11 @@ void preemption_equals_solo(const Model& m) {
   }
   // 12 blocks of 16: each request needs 4-5 blocks at its end, so five cannot run together.
   Driver d(m, b.be, config_for(12, 48));
+  if (tiers) check_ok(d.loop.enable_tiers(sn::storage::posix_env(), {.host_bytes = 64ull << 20}));
   for (const GenerationRequest& r : reqs) check_ok(d.loop.add(r));
   d.drain();
   CHECK_TRUE_TEXT(d.loop.scheduler().stats().preemptions > 0, "the pool was not small enough to preempt");
+  if (tiers) CHECK_TRUE(d.loop.tiers()->stats().host.demotions > 0);
   check_equals_solo(m, b.be, reqs, d.gen, d.loop.eog_token_ids());
 }
 
@@ -292,6 +295,56 @@ TEST(EngineLoop, PrefixHitComputesFewerTokensAndGeneratesTheSame) {
   d.drain();
   LONGS_EQUAL(0, d.metrics[3].num_cached_tokens);
   CHECK_TRUE(d.gen[3].tokens == d.gen[2].tokens);
+}
+
+// A prefix demoted to host RAM, then to disk only, comes back bit for bit: the requests that
+// reuse it produce the logits of their solo runs, while computing only their suffixes.
+TEST(EngineLoop, PrefixFromHostRamAndDiskGivesBitIdenticalLogits) {
+  std::unique_ptr<Model> m = tiny_model();
+  Backend b(2);
+  sn::testing::TempDir dir;
+  const std::vector<int32_t> prefix = random_tokens(*m, 80, 7);
+  std::vector<GenerationRequest> reqs;
+  for (int i = 0; i < 3; ++i) {
+    GenerationRequest r;
+    r.id = static_cast<RequestId>(i + 1);
+    r.prompt = prefix;
+    const std::vector<int32_t> suffix = random_tokens(*m, 6, static_cast<uint32_t>(100 + i));
+    r.prompt.insert(r.prompt.end(), suffix.begin(), suffix.end());
+    r.max_tokens = 8;
+    r.sampling = greedy();
+    r.ignore_eos = true;
+    r.tenant = "acme";
+    r.cache_salt = "acme";
+    reqs.push_back(r);
+  }
+  Driver d(*m, b.be, config_for(64, 512));
+  check_ok(d.loop.enable_tiers(sn::storage::posix_env(),
+                               {.host_bytes = 16ull << 20, .disk_dirs = {dir.path()}, .disk_bytes_per_dir = 64ull << 20}));
+  check_ok(d.loop.add(reqs[0]));
+  d.drain();
+  const int64_t cold = d.loop.stats().tokens_computed;
+  CHECK_TRUE(d.loop.spill_cached_blocks() >= 5);
+  check_ok(d.loop.add(reqs[1]));
+  d.drain();
+  LONGS_EQUAL(80, d.metrics[2].num_cached_tokens);
+  LONGS_EQUAL(6 + 7, d.loop.stats().tokens_computed - cold);
+  d.loop.spill_cached_blocks();
+  d.loop.tiers()->drop_host();
+  check_ok(d.loop.add(reqs[2]));
+  d.drain();
+  LONGS_EQUAL(80, d.metrics[3].num_cached_tokens);
+  LONGS_EQUAL(2 * (6 + 7), d.loop.stats().tokens_computed - cold);
+  const KvTierStats ts = d.loop.tiers()->stats();
+  LONGS_EQUAL(5, ts.disk.promotions);
+  LONGS_EQUAL(10, ts.host.promotions);
+  LONGS_EQUAL(1, d.loop.scheduler().stats().fetches);
+  check_equals_solo(*m, b.be, reqs, d.gen, d.loop.eog_token_ids());
+}
+
+TEST(EngineLoop, PreemptionWithHostRamTierStillEqualsSoloRuns) {
+  std::unique_ptr<Model> m = tiny_model();
+  preemption_equals_solo(*m, /*tiers=*/true);
 }
 
 TEST(EngineLoop, CancellationFreesEveryBlock) {

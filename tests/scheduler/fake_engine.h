@@ -3,14 +3,19 @@
 // next token as a hash of the whole sequence read back from that store. A wrong block table,
 // a block shared by mistake or overwritten while cached therefore changes the generated
 // stream, which the tests compare with reference_stream() (the same request run alone).
+// It is also the KvBlockIo of the lower tiers: a block's bytes are its slots' tokens and
+// positions, so a block demoted and promoted to the wrong place, or garbled on the way,
+// shows up the same way.
 // Thread safety: test thread only.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "supernode/scheduler/kv_tiers.h"
 #include "supernode/scheduler/scheduler.h"
 
 #include <CppUTest/TestHarness.h>
@@ -38,7 +43,7 @@ inline std::vector<int32_t> reference_stream(std::vector<int32_t> seq, int32_t m
   return out;
 }
 
-class FakeEngine {
+class FakeEngine final : public KvBlockIo {
  public:
   FakeEngine(int32_t num_blocks, int32_t block_size)
       : block_size_(block_size), token_(static_cast<size_t>(num_blocks * block_size), -1),
@@ -70,6 +75,22 @@ class FakeEngine {
     return r;
   }
 
+  // KvBlockIo: block_size tokens then block_size positions, int32 each.
+  [[nodiscard]] size_t block_bytes() const override { return static_cast<size_t>(block_size_) * 8; }
+  [[nodiscard]] int32_t head_dim() const override { return 2; }
+  void read_block(int32_t block, std::span<std::byte> out) const override {
+    const size_t first = static_cast<size_t>(block) * static_cast<size_t>(block_size_), n = static_cast<size_t>(block_size_) * 4;
+    std::memcpy(out.data(), token_.data() + first, n);
+    std::memcpy(out.data() + n, pos_.data() + first, n);
+  }
+  void write_block(int32_t block, std::span<const std::byte> in) override {
+    const size_t first = static_cast<size_t>(block) * static_cast<size_t>(block_size_), n = static_cast<size_t>(block_size_) * 4;
+    std::memcpy(token_.data() + first, in.data(), n);
+    std::memcpy(pos_.data() + first, in.data() + n, n);
+    ++blocks_written_;
+  }
+  [[nodiscard]] int64_t blocks_written() const { return blocks_written_; }
+
  private:
   size_t slot(const ScheduledSequence& s, int32_t p) const {
     size_t b = static_cast<size_t>(p / block_size_);
@@ -80,6 +101,7 @@ class FakeEngine {
   int32_t block_size_;
   std::vector<int32_t> token_;
   std::vector<int32_t> pos_;
+  int64_t blocks_written_ = 0;
 };
 
 }  // namespace sn::scheduler::testing

@@ -10,7 +10,11 @@
 #include <vector>
 
 #include "fake_engine.h"
+#include "supernode/scheduler/kv_tiers.h"
 #include "supernode/scheduler/scheduler.h"
+#include "supernode/storage/env.h"
+#include "supernode/storage/fault_injection_env.h"
+#include "test_support.h"
 
 #include <CppUTest/TestHarness.h>
 
@@ -38,9 +42,26 @@ struct Harness {
     check_ok(s.add_request(std::move(r)));
   }
 
+  // Lower tiers under the fake engine's blocks: `host_blocks` blocks of host RAM, and the
+  // disk directory `dir` unless empty.
+  void attach(uint64_t host_blocks, const std::string& dir = "", sn::storage::Env& env = sn::storage::posix_env()) {
+    KvTiersConfig c;
+    c.host_bytes = host_blocks * engine.block_bytes();
+    c.model_id = config.model_id;
+    if (!dir.empty()) {
+      c.disk_dirs = {dir};
+      c.disk_bytes_per_dir = 64 << 20;
+    }
+    sn::Result<std::unique_ptr<KvTiers>> t = KvTiers::open(env, c, engine);
+    check_ok(t.status());
+    tiers = std::move(*t);
+    s.attach_tiers(tiers.get());
+  }
+
   // One schedule/run/update round; `before_update` runs between the engine and the update.
   SchedulerOutput step(const std::function<void(SchedulerOutput&, StepResult&)>& before_update = {}) {
     SchedulerOutput out = s.schedule();
+    if (out.sequences.empty() && tiers && s.stats().fetching > 0) (void)tiers->wait_completed(20'000);
     CHECK_TRUE(out.num_tokens <= config.max_num_batched_tokens);
     StepResult result = engine.run(out);
     if (before_update) before_update(out, result);
@@ -79,6 +100,7 @@ struct Harness {
   ManualClock clock;
   Scheduler s;
   FakeEngine engine;
+  std::unique_ptr<KvTiers> tiers;
   std::map<RequestId, std::vector<int32_t>> reference;
   std::map<RequestId, std::vector<int32_t>> outputs;
   std::map<RequestId, FinishReason> finished;
@@ -389,13 +411,19 @@ TEST(Scheduler, MetricsComeFromTheInjectedClock) {
 // prefixes and salts, and a pool small enough to preempt often. After every step all
 // invariants hold; every stream matches its solo run; at the end no block is leaked.
 TEST(Scheduler, RandomizedStepsKeepEveryInvariant) {
-  for (uint32_t seed : {1u, 2u, 3u}) {
+  for (uint32_t seed : {1u, 2u, 3u, 4u, 5u}) {
     std::mt19937 rng(seed);
     auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
     SchedulerConfig c{.model_id = "rand", .kv = {.num_blocks = 24, .block_size = 4},
                       .max_num_batched_tokens = 12, .max_num_seqs = 5, .max_waiting = 8};
     if (seed == 3) c.kv.eviction = LruEviction{};
+    // Seeds 4 and 5 add the lower tiers (host RAM only; host RAM and a disk with simulated
+    // syncs): demotions, promotions and parked disk reads join the mix.
+    sn::testing::TempDir dir;
+    sn::storage::FaultInjectionEnv env(sn::storage::posix_env());
     Harness h(c);
+    if (seed == 4) h.attach(6);
+    if (seed == 5) h.attach(6, dir.path(), env);
     const std::vector<std::string> tenants = {"a", "b", "c"};
     h.s.set_tenant_weight("b", 2);
     std::vector<std::vector<int32_t>> prefixes = {tokens(8, 11), tokens(12, 23), {}};
@@ -469,5 +497,136 @@ TEST(Scheduler, RandomizedStepsKeepEveryInvariant) {
     CHECK_TRUE(busy > 0 && stopped > 0 && cancelled > 0);
     CHECK_TRUE(ps.hits > 0 && ps.evictions > 0);
     LONGS_EQUAL(0, ps.blocks_used);
+    if (h.tiers) {
+      const KvTierStats ts = h.tiers->stats();
+      CHECK_TRUE(st.tokens_from_tiers > 0 && ts.host.promotions > 0 && ts.host.demotions > 0);
+      if (seed == 5) CHECK_TRUE(st.fetches > 0 && ts.disk.promotions > 0 && ts.disk.demotions > 0);
+      LONGS_EQUAL(0, st.fetching);
+    }
   }
+}
+
+// ---- lower tiers ----
+
+TEST(Scheduler, ADemotedPrefixComesBackFromHostRam) {
+  Harness h(small_config());
+  h.attach(16);
+  std::vector<int32_t> system = tokens(20, 5);
+  std::vector<int32_t> p1 = system, p2 = system;
+  p1.push_back(700);
+  p2.push_back(701);
+  h.add(req(1, p1, 3, "acme"));
+  h.drain();
+  CHECK_TRUE(h.s.evict_free_cached() >= 5);  // the prefix leaves tier 1
+  LONGS_EQUAL(0, h.s.kv().pool().stats().blocks_cached);
+  const int64_t promoted_before = h.engine.blocks_written();
+  h.add(req(2, p2, 3, "acme"));
+  SchedulerOutput out = h.step();
+  LONGS_EQUAL(20, out.sequences[0].start_position);  // five blocks promoted, not computed
+  LONGS_EQUAL(5, h.engine.blocks_written() - promoted_before);
+  h.drain();
+  CHECK_TRUE(h.outputs.at(2) == h.reference.at(2));
+  LONGS_EQUAL(20, h.final_metrics.at(2).num_cached_tokens);
+  LONGS_EQUAL(20, h.s.stats().tokens_from_tiers);
+  // Promoted blocks are tier-1 cache entries again: the next request hits them there.
+  h.add(req(3, p1, 2, "acme"));
+  out = h.step();
+  LONGS_EQUAL(20, out.sequences[0].start_position);
+  LONGS_EQUAL(20, h.s.stats().tokens_from_tiers);
+  h.drain();
+}
+
+TEST(Scheduler, LowerTiersKeepTenantsApart) {
+  Harness h(small_config());
+  h.attach(16);
+  std::vector<int32_t> doc = tokens(24, 9);
+  h.add(req(1, doc, 1, "acme"));
+  h.drain();
+  h.s.evict_free_cached();
+  h.add(req(2, doc, 1, "globex"));
+  h.drain();
+  LONGS_EQUAL(0, h.final_metrics.at(2).num_cached_tokens);
+  LONGS_EQUAL(0, h.s.stats().tokens_from_tiers);
+  h.add(req(3, doc, 1, "acme"));
+  h.drain();
+  LONGS_EQUAL(20, h.final_metrics.at(3).num_cached_tokens);
+}
+
+TEST(Scheduler, APrefixOnDiskParksItsRequestWhileOthersRun) {
+  sn::testing::TempDir dir;
+  Harness h(small_config());
+  h.attach(16, dir.path());
+  std::vector<int32_t> system = tokens(20, 5);
+  std::vector<int32_t> p1 = system, p2 = system;
+  p1.push_back(700);
+  p2.push_back(701);
+  h.add(req(1, p1, 3, "acme"));
+  h.drain();
+  h.s.evict_free_cached();
+  h.tiers->drop_host();  // flushes, then only the disk holds the prefix
+  h.add(req(2, p2, 3, "acme"));
+  h.add(req(3, tokens(6, 400), 3, "globex"));
+  SchedulerOutput out = h.step();
+  // 2 is parked for its disk reads; 3 runs meanwhile.
+  CHECK_TRUE(find_seq(out, 2) == nullptr);
+  CHECK_TRUE(find_seq(out, 3) != nullptr);
+  LONGS_EQUAL(1, h.s.stats().fetching);
+  LONGS_EQUAL(2, h.s.stats().waiting + h.s.stats().running);
+  h.drain();
+  CHECK_TRUE(h.outputs.at(2) == h.reference.at(2));
+  CHECK_TRUE(h.outputs.at(3) == h.reference.at(3));
+  LONGS_EQUAL(20, h.final_metrics.at(2).num_cached_tokens);
+  LONGS_EQUAL(1, h.s.stats().fetches);
+  const KvTierStats ts = h.tiers->stats();
+  LONGS_EQUAL(5, ts.disk.promotions);
+  LONGS_EQUAL(5, ts.host.promotions);
+}
+
+TEST(Scheduler, CancellingAParkedRequestForgetsIt) {
+  sn::testing::TempDir dir;
+  Harness h(small_config());
+  h.attach(16, dir.path());
+  std::vector<int32_t> p1 = tokens(21, 5);
+  h.add(req(1, p1, 1, "acme"));
+  h.drain();
+  h.s.evict_free_cached();
+  h.tiers->drop_host();
+  h.add(req(2, p1, 2, "acme"), false);
+  (void)h.step();
+  LONGS_EQUAL(1, h.s.stats().fetching);
+  check_ok(h.s.cancel(2));
+  LONGS_EQUAL(0, h.s.stats().fetching);
+  LONGS_EQUAL(0, h.s.stats().waiting);
+  CHECK_FALSE(h.s.has_work());
+  h.tiers->flush();
+  (void)h.tiers->wait_completed(100'000);
+  (void)h.step();  // the finished fetch of a cancelled request is ignored
+  check_ok(h.s.check_invariants());
+  // Its id is free for a new request, which parks no more (the blocks are in host RAM now).
+  h.add(req(2, p1, 2, "acme"));
+  h.drain();
+  CHECK_TRUE(h.outputs.at(2) == h.reference.at(2));
+}
+
+TEST(Scheduler, APrefixOnDiskSurvivesARestart) {
+  sn::testing::TempDir dir;
+  std::vector<int32_t> system = tokens(20, 5);
+  std::vector<int32_t> p1 = system, p2 = system;
+  p1.push_back(700);
+  p2.push_back(701);
+  {
+    Harness h(small_config());
+    h.attach(16, dir.path());
+    h.add(req(1, p1, 3, "acme"));
+    h.drain();
+    h.s.evict_free_cached();
+  }  // the tiers finish their writes as they close
+  Harness h(small_config());
+  h.attach(16, dir.path());
+  CHECK_TRUE(h.tiers->stats().disk.blocks >= 5);
+  h.add(req(2, p2, 3, "acme"));
+  h.drain();
+  CHECK_TRUE(h.outputs.at(2) == h.reference.at(2));
+  LONGS_EQUAL(20, h.final_metrics.at(2).num_cached_tokens);
+  LONGS_EQUAL(5, h.tiers->stats().disk.promotions);
 }

@@ -482,3 +482,30 @@ TEST(DiskBlockStore, RandomizedOperationsNeverReturnWrongBytes) {
   CHECK_TRUE(total.corrupt_dropped > 0);  // torn writes, caught
   CHECK_TRUE(total.writes_failed > 0);
 }
+
+// keys() lists the index; on_drop reports every block that leaves it (evicted, corrupt,
+// erased), so an owner can mirror the key set for other threads.
+TEST(DiskBlockStore, KeysAndDropNotificationsMirrorTheIndex) {
+  std::set<uint64_t> mirror;
+  DiskBlockStoreOptions o = options(4 * (kBlockHeaderBytes + 100));
+  o.on_drop = [&](const BlockKey& k) { CHECK_TRUE(mirror.erase(k.lo) == 1); };
+  std::unique_ptr<DiskBlockStore> store = open(o);
+  // Keys 0, 2, 4, ... all land in disk0 (lo % 2 == 0), whose cap holds four blocks.
+  for (uint64_t i = 0; i < 12; i += 2) {
+    check_ok(store->put(key(i), payload(i, 1, 100)));
+    mirror.insert(i);
+  }
+  LONGS_EQUAL(4, mirror.size());  // 0 and 2 were evicted and reported
+  std::set<uint64_t> listed;
+  for (const BlockKey& k : store->keys()) listed.insert(k.lo);
+  CHECK_TRUE(listed == mirror);
+  std::string f = sn::testing::read_file(file_of(key(4)));
+  f[kBlockHeaderBytes + 10] ^= 0x01;
+  sn::testing::write_file(file_of(key(4)), f);
+  CHECK_FALSE(get_or_fail(*store, key(4)).has_value());
+  check_ok(store->erase(key(6)));
+  LONGS_EQUAL(2, mirror.size());
+  listed.clear();
+  for (const BlockKey& k : store->keys()) listed.insert(k.lo);
+  CHECK_TRUE(listed == mirror);
+}

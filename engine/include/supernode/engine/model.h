@@ -17,6 +17,7 @@
 // KvCache are driven by one thread at a time.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -110,6 +111,14 @@ class KvCache {
   [[nodiscard]] int32_t n_free() const { return static_cast<int32_t>(free_.size()); }
   [[nodiscard]] hal::KvLayerView layer(int32_t i);
 
+  // One block's KV as bytes, the payload the lower cache tiers keep: for each layer, the
+  // block's K rows then its V rows (block_size x n_kv_head x head_dim F16 values each).
+  [[nodiscard]] size_t block_bytes() const { return 2 * block_elems_ * n_layer_ * sizeof(uint16_t); }
+  [[nodiscard]] int32_t head_dim() const { return head_dim_; }
+  // REQUIRES: 0 <= block < n_blocks(), out.size() == block_bytes() (SN_CHECK).
+  void read_block(int32_t block, std::span<std::byte> out) const;
+  void write_block(int32_t block, std::span<const std::byte> in);
+
   // A free block id, or -1 when none is left.
   [[nodiscard]] int32_t alloc();
   void free(int32_t block);
@@ -121,6 +130,7 @@ class KvCache {
   int32_t n_blocks_;
   int32_t block_size_;
   size_t layer_elems_;
+  size_t block_elems_;  // one block of one layer's K (or V)
   std::vector<uint16_t> k_;
   std::vector<uint16_t> v_;
   std::vector<int32_t> free_;

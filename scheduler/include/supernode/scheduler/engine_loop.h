@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -34,7 +35,9 @@
 #include "supernode/engine/sampling.h"
 #include "supernode/hal/cpu_backend.h"
 #include "supernode/scheduler/clock.h"
+#include "supernode/scheduler/kv_tiers.h"
 #include "supernode/scheduler/scheduler.h"
+#include "supernode/storage/env.h"
 
 namespace sn::scheduler {
 
@@ -98,16 +101,43 @@ class EngineLoop {
 
   void set_logits_observer(LogitsObserver observer) { observer_ = std::move(observer); }
 
+  // Adds the lower KV cache tiers (host RAM, disks) under the loop's KV storage; `config`'s
+  // model_id defaults to the scheduler's. Opening scans the disk tier (progress per file).
+  // Errors: those of KvTiers::open. REQUIRES: before the first step(); at most once.
+  [[nodiscard]] Status enable_tiers(storage::Env& env, KvTiersConfig config,
+                                    const storage::DiskScanProgress& progress = {});
+  // nullptr without tiers.
+  [[nodiscard]] KvTiers* tiers() const { return tiers_.get(); }
+  // Demotes every free cached tier-1 block into the lower tiers now, and waits for their disk
+  // writes: at shutdown, so that a restart finds them, and in benchmarks that force demotion.
+  // Returns the blocks demoted.
+  int32_t spill_cached_blocks();
+
  private:
   struct Live {
     engine::Sampler sampler;
     std::vector<int32_t> history;  // prompt then generated tokens: what the penalties see
   };
 
+  // Tier-1 block contents for the tiers: the KV cache's blocks as bytes.
+  class CacheBlockIo final : public KvBlockIo {
+   public:
+    explicit CacheBlockIo(engine::KvCache& cache) : cache_(cache) {}
+    [[nodiscard]] size_t block_bytes() const override { return cache_.block_bytes(); }
+    [[nodiscard]] int32_t head_dim() const override { return cache_.head_dim(); }
+    void read_block(int32_t block, std::span<std::byte> out) const override { cache_.read_block(block, out); }
+    void write_block(int32_t block, std::span<const std::byte> in) override { cache_.write_block(block, in); }
+
+   private:
+    engine::KvCache& cache_;
+  };
+
   const engine::Model& model_;
   const Clock& clock_;
   Scheduler scheduler_;
   engine::KvCache cache_;
+  CacheBlockIo block_io_{cache_};
+  std::unique_ptr<KvTiers> tiers_;  // destroyed before cache_ and the scheduler's hook users
   engine::Forward forward_;
   std::vector<int32_t> eog_;
   std::unordered_map<RequestId, Live> live_;

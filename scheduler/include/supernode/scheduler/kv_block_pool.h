@@ -20,9 +20,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -93,6 +95,16 @@ class KvBlockPool {
   // REQUIRES: ref_count(block) > 0 and the block holds no key yet.
   bool cache(int32_t block, const BlockHash& key);
 
+  // Called by allocate() for each cached block whose content it is about to discard, before
+  // the block is handed out: the lower tiers (kv_tiers.h) copy it down there. Without a
+  // hook the content is dropped.
+  using EvictHook = std::function<void(int32_t block, const BlockHash& key)>;
+  void set_evict_hook(EvictHook hook) { evict_hook_ = std::move(hook); }
+
+  // Evicts every free cached block now (through the hook), leaving used blocks alone; returns
+  // how many. For forcing demotion (benchmarks, tests, shutdown).
+  int32_t evict_free_cached();
+
   // Verifies every internal invariant (queue membership vs ref counts, counts, the key map).
   // For tests and debug builds; O(num_blocks).
   [[nodiscard]] Status check_consistency() const;
@@ -127,6 +139,7 @@ class KvBlockPool {
   int32_t num_free_ = 0;
   std::unordered_map<BlockHash, int32_t> cached_;
   KvPoolStats stats_;
+  EvictHook evict_hook_;
 };
 
 }  // namespace sn::scheduler

@@ -80,6 +80,10 @@ class KvManager {
   // findable until reused). No-op when it holds none.
   void free(RequestId id);
 
+  // See KvBlockPool::set_evict_hook and evict_free_cached.
+  void set_evict_hook(KvBlockPool::EvictHook hook) { pool_.set_evict_hook(std::move(hook)); }
+  int32_t evict_free_cached() { return pool_.evict_free_cached(); }
+
   // The request's current block table (empty when it holds none).
   [[nodiscard]] std::span<const int32_t> blocks_of(RequestId id) const;
   [[nodiscard]] int32_t num_requests() const { return static_cast<int32_t>(requests_.size()); }

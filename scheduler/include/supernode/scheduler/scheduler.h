@@ -36,6 +36,12 @@
 //      batch still gets about 1/16 of the scheduled tokens while both are backlogged: it is
 //      never starved. A tenant or class that becomes active starts no lower than the least
 //      virtual time among the active ones (start-time fair queueing): idle time earns no credit.
+//      With lower tiers attached (attach_tiers), an admitted request's prefix lookup goes on
+//      past the tier-1 hits: blocks in host RAM are promoted into fresh tier-1 blocks at once
+//      (counted as computed), and when more of the chain is on disk only, the request is
+//      parked instead, the disk reads run on the tiers' I/O thread while other requests
+//      compute, and it returns to the front of its queue when they are done (once per
+//      admission; whatever is then still missing is recomputed).
 //
 // Thread safety: none. One thread calls every method; const methods are safe concurrently
 // with each other.
@@ -54,6 +60,7 @@
 #include "supernode/scheduler/block_hash.h"
 #include "supernode/scheduler/clock.h"
 #include "supernode/scheduler/kv_manager.h"
+#include "supernode/scheduler/kv_tiers.h"
 
 namespace sn::scheduler {
 
@@ -161,8 +168,11 @@ struct SchedulerStats {
   int64_t rejected_busy = 0;
   int64_t finished = 0;
   int64_t cancelled = 0;
+  int64_t fetches = 0;           // requests parked for disk reads
+  int64_t tokens_from_tiers = 0;  // prompt tokens promoted from tiers 2-3 instead of computed
   int32_t running = 0;
-  int32_t waiting = 0;
+  int32_t waiting = 0;           // includes those parked for disk reads
+  int32_t fetching = 0;
 };
 
 class Scheduler {
@@ -183,6 +193,14 @@ class Scheduler {
   // still write the in-flight step through them. Error: not_found.
   [[nodiscard]] Status cancel(RequestId id);
 
+  // Connects the lower KV cache tiers: blocks the pool evicts are demoted into them, and
+  // admissions look them up. `tiers` must outlive the scheduler (or a later attach_tiers(nullptr)).
+  // REQUIRES: called before the first schedule().
+  void attach_tiers(KvTiers* tiers);
+  [[nodiscard]] KvTiers* tiers() const { return tiers_; }
+  // Demotes every free cached tier-1 block now (see KvBlockPool::evict_free_cached).
+  int32_t evict_free_cached() { return kv_.evict_free_cached(); }
+
   // Weight for a tenant's fair share (default 1). REQUIRES: weight > 0.
   void set_tenant_weight(const std::string& tenant, double weight);
 
@@ -199,6 +217,7 @@ class Scheduler {
   [[nodiscard]] SchedulerStats stats() const;
   [[nodiscard]] TenantStats tenant_stats(const std::string& tenant) const;
   [[nodiscard]] const KvManager& kv() const { return kv_; }
+  [[nodiscard]] const SchedulerConfig& config() const { return config_; }
   // Generated tokens so far of a live request (nullopt when unknown or finished).
   [[nodiscard]] std::optional<std::vector<int32_t>> output_tokens(RequestId id) const;
   [[nodiscard]] std::optional<RequestMetrics> metrics(RequestId id) const;
@@ -207,7 +226,9 @@ class Scheduler {
   [[nodiscard]] Status check_invariants() const;
 
  private:
-  enum class State : uint8_t { kWaiting, kRunning };
+  // kFetching: taken out of its waiting queue while the tiers read its prefix from disk; it
+  // still counts as waiting (queue bounds, tenant counts).
+  enum class State : uint8_t { kWaiting, kRunning, kFetching };
   struct Req {
     Request r;
     uint64_t arrival_seq = 0;
@@ -218,6 +239,8 @@ class Scheduler {
     std::vector<BlockHash> block_hashes;  // keys of the full blocks of known tokens
     uint64_t scheduled_step = 0;          // last step this request was scheduled in (0: never)
     bool counts_as_new = false;           // waiting and never admitted: counts against max_waiting
+    bool fetched = false;                 // parked for disk reads since it last held KV
+    uint64_t fetch_ticket = 0;
     RequestMetrics metrics;
 
     [[nodiscard]] int64_t num_known() const { return static_cast<int64_t>(r.prompt.size() + output.size()); }
@@ -242,6 +265,10 @@ class Scheduler {
   void preempt(Req& q, SchedulerOutput& out);
   void enqueue_waiting(Req& q, bool front);
   void remove_waiting(Req& q);
+  void link_waiting(Req& q, bool front);
+  void unlink_waiting(Req& q);
+  void park_for_fetch(Req& q, std::span<const BlockHash> keys);
+  void unpark_fetched();
   void insert_running(Req& q);
   void remove_running(const Req& q);
   void activate(Req& q);
@@ -256,6 +283,9 @@ class Scheduler {
   const Clock& clock_;
   bool fair_;
   KvManager kv_;
+  KvTiers* tiers_ = nullptr;
+  std::unordered_map<uint64_t, RequestId> fetching_;  // fetch ticket -> parked request
+  uint64_t next_ticket_ = 1;
   std::unordered_map<RequestId, Req> requests_;
   std::vector<RequestId> running_;  // priority order: interactive first, then arrival
   ClassQueue waiting_[2];

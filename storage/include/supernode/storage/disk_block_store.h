@@ -82,6 +82,10 @@ struct DiskBlockStoreOptions {
   std::string model_id;           // blocks written under another model id are dropped
   uint64_t min_free_bytes = 0;    // left free on each disk for others
   uint64_t free_space_probe_interval_us = 30'000'000;
+  // Called (on the caller's thread, inside the call that decided it) whenever a block leaves
+  // the index: evicted, found corrupt, erased, or replaced by a failed put. Lets an owner
+  // keep a copy of the key set that other threads may read. Must not call back into the store.
+  std::function<void(const BlockKey&)> on_drop;
 };
 
 struct DiskBlockStoreDirStats {
@@ -147,6 +151,8 @@ class DiskBlockStore {
   [[nodiscard]] Status erase(const BlockKey& key);
 
   [[nodiscard]] uint64_t count() const { return index_.size(); }
+  // Every indexed key, in no particular order.
+  [[nodiscard]] std::vector<BlockKey> keys() const;
   // Bytes on disk, headers included.
   [[nodiscard]] uint64_t size_bytes() const;
   [[nodiscard]] DiskBlockStoreStats stats() const;
