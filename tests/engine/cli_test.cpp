@@ -93,10 +93,27 @@ TEST(Cli, ServeBenchRunsBothWorkloads) {
   CHECK_TEXT(a.out.find("\"requests\":5") != std::string::npos, a.out.c_str());
   CHECK_TEXT(a.out.find("\"output_tokens\":20") != std::string::npos, a.out.c_str());
   sn::testing::write_file(dir.file("prefix.txt"), "the little girl saw a big red ball in the park. ");
-  Run b = supernode("serve-bench -m " + model + " -t 1 --prefix-file " + dir.file("prefix.txt") +
-                    " --prefix-bytes 600 --requests 3 --json");
+  // Workload (b) with a disk tier, then (c): the same again in a new process, whose first
+  // request finds the prefix on disk.
+  const std::string b_cmd = "serve-bench -m " + model + " -t 1 --prefix-file " + dir.file("prefix.txt") +
+                            " --prefix-bytes 600 --requests 3 --kv-dir " + dir.file("kv") + " --json";
+  Run b = supernode(b_cmd);
   LONGS_EQUAL(0, b.code);
-  CHECK_TEXT(b.out.find("\"ttft_tier1_p50_s\"") != std::string::npos, b.out.c_str());
+  for (const char* key : {"\"tier1\":{", "\"tier2\":{", "\"tier3\":{", "\"restart\":{\"ttft_p50_s\""}) {
+    CHECK_TEXT(b.out.find(key) != std::string::npos, b.out.c_str());
+  }
+  CHECK_TEXT(b.out.find("\"restart\":{\"ttft_p50_s\"") != std::string::npos &&
+                 b.out.find("\"cached_tokens\":0}") != std::string::npos,
+             b.out.c_str());
+  CHECK_TEXT(b.out.find("\"tier3\":{\"ttft_p50_s\"") != std::string::npos, b.out.c_str());
+  Run c = supernode(b_cmd);
+  LONGS_EQUAL(0, c.code);
+  const size_t restart = c.out.find("\"restart\":{");
+  CHECK_TEXT(restart != std::string::npos, c.out.c_str());
+  const size_t cached = c.out.find("\"cached_tokens\":", restart);
+  CHECK_TEXT(cached != std::string::npos && c.out.compare(cached, 18, "\"cached_tokens\":0,") != 0 &&
+                 c.out[cached + 16] != '0',
+             c.out.c_str());
   Run bad = supernode("serve-bench -m " + model + " --streams 0", true);
   LONGS_EQUAL(2, bad.code);
 }
