@@ -1,10 +1,12 @@
 // `supernode tokenize` and `supernode perplexity`.
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "supernode/scheduler/kv_tiers.h"
 
 namespace sn::cli {
 
@@ -51,6 +53,11 @@ int cmd_perplexity(int argc, char** argv) {
              {{"-c", "--ctx-size"}, "N", "chunk size in tokens", "512"},
              {{"-b", "--batch-size"}, "N", "tokens per forward call", "512"},
              {{"--chunks"}, "N", "score at most N chunks (0: all)", "0"},
+             {{"--kv-split"}, "", "compute each chunk's first half, then its second half attending to the first "
+                                  "half's cached KV (as a prefix-cache hit does); equal to the default by batch "
+                                  "invariance", ""},
+             {{"--kv-int8"}, "", "as --kv-split, with the first half's full KV blocks passed through the int8 "
+                                 "encoding of the lower cache tiers: the accuracy cost of --kv-int8 tiers", ""},
              {{"-t", "--threads"}, "N", "compute threads", "one per physical core"}});
   if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
   if (!args.has("-m") || !args.has("-f")) {
@@ -81,6 +88,8 @@ int cmd_perplexity(int argc, char** argv) {
   }
   std::fprintf(stderr, "perplexity: %zu tokens, %lld chunks of %d\n", tokens.size(), n_chunks, n_ctx);
   engine::Session session(model, *rt->backend, n_ctx);
+  const bool int8 = args.has("--kv-int8");
+  const bool split = int8 || args.has("--kv-split");
   const int32_t n_vocab = model.config().n_vocab;
   const int32_t first = n_ctx / 2;
   double nll = 0;
@@ -90,7 +99,26 @@ int cmd_perplexity(int argc, char** argv) {
     std::vector<int32_t> chunk(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
     if (tok.bos() >= 0) chunk[0] = tok.bos();
     session.reset();
-    if (Status s = session.eval(chunk, &logits, /*all_logits=*/true, static_cast<int32_t>(*batch)); !s.is_ok()) {
+    if (split) {
+      // The first half, its full KV blocks optionally through the int8 encoding, then the
+      // second half on top of it.
+      const std::span<const int32_t> all(chunk);
+      std::vector<float> second;
+      if (Status s = session.eval(all.first(first), &logits, true, static_cast<int32_t>(*batch)); !s.is_ok()) {
+        return runtime_error(s);
+      }
+      if (int8) {
+        session.transform_full_blocks([&](std::span<std::byte> block) {
+          std::vector<std::byte> q(scheduler::kv_int8_bytes(block.size(), model.config().head_dim));
+          scheduler::kv_int8_encode(block, model.config().head_dim, q);
+          scheduler::kv_int8_decode(q, model.config().head_dim, block);
+        });
+      }
+      if (Status s = session.eval(all.subspan(first), &second, true, static_cast<int32_t>(*batch)); !s.is_ok()) {
+        return runtime_error(s);
+      }
+      logits.insert(logits.end(), second.begin(), second.end());
+    } else if (Status s = session.eval(chunk, &logits, /*all_logits=*/true, static_cast<int32_t>(*batch)); !s.is_ok()) {
       return runtime_error(s);
     }
     for (int32_t j = first; j < n_ctx - 1; ++j) {

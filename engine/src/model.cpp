@@ -469,6 +469,16 @@ void Session::reset() {
   n_past_ = 0;
 }
 
+void Session::transform_full_blocks(const std::function<void(std::span<std::byte>)>& f) {
+  std::vector<std::byte> buf(cache_.block_bytes());
+  const int32_t full = n_past_ / cache_.block_size();
+  for (int32_t i = 0; i < full; ++i) {
+    cache_.read_block(blocks_[static_cast<size_t>(i)], buf);
+    f(buf);
+    cache_.write_block(blocks_[static_cast<size_t>(i)], buf);
+  }
+}
+
 Status Session::eval(std::span<const int32_t> tokens, std::vector<float>* logits, bool all_logits, int32_t n_batch) {
   if (n_past_ + static_cast<int64_t>(tokens.size()) > max_tokens_) {
     return Status::resource_exhausted("context", std::to_string(n_past_ + tokens.size()) +

@@ -23,6 +23,51 @@ BlockHash from_disk_key(const storage::BlockKey& k) { return BlockHash{k.hi, k.l
 
 }  // namespace
 
+size_t kv_int8_bytes(size_t f16_bytes, int32_t head_dim) {
+  const size_t values = f16_bytes / 2;
+  return values + values / static_cast<size_t>(head_dim) * sizeof(float);
+}
+
+// Zero rows get scale 0 (and decode to zeros).
+void kv_int8_encode(std::span<const std::byte> f16, int32_t head_dim, std::span<std::byte> out) {
+  const size_t g = static_cast<size_t>(head_dim);
+  SN_CHECK(head_dim > 0 && f16.size() % (2 * g) == 0 && out.size() == kv_int8_bytes(f16.size(), head_dim))
+      << f16.size() << " bytes in rows of " << head_dim;
+  const size_t values = f16.size() / 2;
+  const size_t groups = values / g;
+  std::byte* scales = out.data();
+  auto* q = reinterpret_cast<int8_t*>(out.data() + groups * sizeof(float));
+  const auto* x = reinterpret_cast<const uint16_t*>(f16.data());
+  for (size_t r = 0; r < groups; ++r) {
+    const uint16_t* row = x + r * g;
+    float amax = 0;
+    for (size_t i = 0; i < g; ++i) amax = std::max(amax, std::fabs(hal::fp16_to_fp32(row[i])));
+    const float scale = amax / 127.0f;
+    const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+    std::memcpy(scales + r * sizeof(float), &scale, sizeof(float));
+    for (size_t i = 0; i < g; ++i) {
+      const float v = std::clamp(hal::fp16_to_fp32(row[i]) * inv, -127.0f, 127.0f);
+      q[r * g + i] = static_cast<int8_t>(std::lrintf(v));
+    }
+  }
+}
+
+void kv_int8_decode(std::span<const std::byte> in, int32_t head_dim, std::span<std::byte> f16) {
+  const size_t g = static_cast<size_t>(head_dim);
+  SN_CHECK(head_dim > 0 && f16.size() % (2 * g) == 0 && in.size() == kv_int8_bytes(f16.size(), head_dim))
+      << f16.size() << " bytes in rows of " << head_dim;
+  const size_t values = f16.size() / 2;
+  const size_t groups = values / g;
+  const std::byte* scales = in.data();
+  const auto* q = reinterpret_cast<const int8_t*>(in.data() + groups * sizeof(float));
+  auto* y = reinterpret_cast<uint16_t*>(f16.data());
+  for (size_t r = 0; r < groups; ++r) {
+    float scale;
+    std::memcpy(&scale, scales + r * sizeof(float), sizeof(float));
+    for (size_t i = 0; i < g; ++i) y[r * g + i] = hal::fp32_to_fp16(scale * static_cast<float>(q[r * g + i]));
+  }
+}
+
 KvTiers::KvTiers(const KvTiersConfig& config, KvBlockIo& io)
     : io_(io), config_(config), block_bytes_(io.block_bytes()) {}
 
@@ -36,8 +81,7 @@ Result<std::unique_ptr<KvTiers>> KvTiers::open(storage::Env& env, const KvTiersC
                                               " bytes is not a whole number of rows of " + std::to_string(head_dim));
   }
   std::unique_ptr<KvTiers> t(new KvTiers(config, io));
-  const size_t values = block_bytes / 2;
-  t->slot_bytes_ = config.int8 ? values + values / static_cast<size_t>(head_dim) * sizeof(float) : block_bytes;
+  t->slot_bytes_ = config.int8 ? kv_int8_bytes(block_bytes, head_dim) : block_bytes;
   const uint64_t slots = config.host_bytes / t->slot_bytes_;
   if (!config.disk_dirs.empty() && slots < 4) {
     return Status::invalid_argument(what, "host RAM tier of " + std::to_string(config.host_bytes) +
@@ -140,43 +184,6 @@ int32_t KvTiers::take_slot() {
   return s;
 }
 
-// int8 rows: for each group of head_dim values, one float scale (max |x| / 127) up front,
-// then the values rounded to the nearest integer multiple of it. Zero rows get scale 0.
-void KvTiers::encode(std::span<const std::byte> f16, std::span<std::byte> out) const {
-  const size_t g = static_cast<size_t>(io_.head_dim());
-  const size_t values = f16.size() / 2;
-  const size_t groups = values / g;
-  std::byte* scales = out.data();
-  auto* q = reinterpret_cast<int8_t*>(out.data() + groups * sizeof(float));
-  const auto* x = reinterpret_cast<const uint16_t*>(f16.data());
-  for (size_t r = 0; r < groups; ++r) {
-    const uint16_t* row = x + r * g;
-    float amax = 0;
-    for (size_t i = 0; i < g; ++i) amax = std::max(amax, std::fabs(hal::fp16_to_fp32(row[i])));
-    const float scale = amax / 127.0f;
-    const float inv = scale > 0 ? 1.0f / scale : 0.0f;
-    std::memcpy(scales + r * sizeof(float), &scale, sizeof(float));
-    for (size_t i = 0; i < g; ++i) {
-      const float v = std::clamp(hal::fp16_to_fp32(row[i]) * inv, -127.0f, 127.0f);
-      q[r * g + i] = static_cast<int8_t>(std::lrintf(v));
-    }
-  }
-}
-
-void KvTiers::decode(std::span<const std::byte> in, std::span<std::byte> f16) const {
-  const size_t g = static_cast<size_t>(io_.head_dim());
-  const size_t values = f16.size() / 2;
-  const size_t groups = values / g;
-  const std::byte* scales = in.data();
-  const auto* q = reinterpret_cast<const int8_t*>(in.data() + groups * sizeof(float));
-  auto* y = reinterpret_cast<uint16_t*>(f16.data());
-  for (size_t r = 0; r < groups; ++r) {
-    float scale;
-    std::memcpy(&scale, scales + r * sizeof(float), sizeof(float));
-    for (size_t i = 0; i < g; ++i) y[r * g + i] = hal::fp32_to_fp16(scale * static_cast<float>(q[r * g + i]));
-  }
-}
-
 void KvTiers::demote(int32_t block, const BlockHash& key) {
   if (num_slots_ == 0) return;
   std::unique_lock<std::mutex> lock(mu_);
@@ -191,7 +198,7 @@ void KvTiers::demote(int32_t block, const BlockHash& key) {
   Slot& slot = slots_[static_cast<size_t>(s)];
   if (config_.int8) {
     io_.read_block(block, scratch_);
-    encode(scratch_, slot_data(s));
+    kv_int8_encode(scratch_, io_.head_dim(), slot_data(s));
   } else {
     io_.read_block(block, slot_data(s));
   }
@@ -242,7 +249,7 @@ bool KvTiers::promote(const BlockHash& key, int32_t block) {
   if (it == map_.end()) return false;
   const int32_t s = it->second;
   if (config_.int8) {
-    decode(slot_data(s), scratch_);
+    kv_int8_decode(slot_data(s), io_.head_dim(), scratch_);
     io_.write_block(block, scratch_);
   } else {
     io_.write_block(block, slot_data(s));

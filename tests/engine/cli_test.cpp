@@ -169,6 +169,17 @@ TEST(ModelCli, PerplexityOfStories260KMatchesLlamaCpp) {
   const double ppl = std::strtod(line.c_str() + 12, nullptr);
   std::fprintf(stderr, "stories260K perplexity -c 128: %.4f (llama.cpp 3.9809)\n", ppl);
   CHECK_TEXT(std::abs(ppl - 3.9809) / 3.9809 < 0.005, line.c_str());
+  // The first half of each chunk from the prefix cache gives the same figure (batch
+  // invariance); through the int8 tier encoding, nearly the same.
+  const std::string base = "perplexity -m " + *dir + "/models/stories260K.gguf -f " + *dir + "/reference/text/story.txt -c 128";
+  Run split = supernode(base + " --kv-split");
+  LONGS_EQUAL(0, split.code);
+  STRCMP_EQUAL(line.c_str(), last_line(split.out).c_str());
+  Run int8 = supernode(base + " --kv-int8");
+  LONGS_EQUAL(0, int8.code);
+  const double ppl8 = std::strtod(last_line(int8.out).c_str() + 12, nullptr);
+  std::fprintf(stderr, "stories260K perplexity -c 128 with the prefix's KV through int8: %.4f\n", ppl8);
+  CHECK_TEXT(std::abs(ppl8 - ppl) / ppl < 0.01, last_line(int8.out).c_str());
 }
 
 TEST(ModelCli, RunPrintsTheGreedyContinuation) {

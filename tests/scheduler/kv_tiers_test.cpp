@@ -306,3 +306,21 @@ TEST(KvTiers, BadConfigIsRefusedWithAReason) {
   t = KvTiers::open(sn::storage::posix_env(), c, io);
   CHECK_FALSE(t.ok());
 }
+
+TEST(KvTiers, Int8CodecKeepsZerosExtremesAndSigns) {
+  const int32_t hd = 4;
+  const std::vector<float> x = {0, 0, 0, 0, 65504, -65504, 1, -1, 0.5f, -0.25f, 0.125f, 0};
+  std::vector<uint16_t> h(x.size()), back(x.size());
+  for (size_t i = 0; i < x.size(); ++i) h[i] = sn::hal::fp32_to_fp16(x[i]);
+  std::vector<std::byte> q(kv_int8_bytes(h.size() * 2, hd));
+  LONGS_EQUAL(12 + 3 * 4, q.size());
+  kv_int8_encode(std::as_bytes(std::span(h)), hd, q);
+  kv_int8_decode(q, hd, std::as_writable_bytes(std::span(back)));
+  for (size_t i = 0; i < 4; ++i) LONGS_EQUAL(0, back[i]);  // a zero row stays exactly zero
+  DOUBLES_EQUAL(65504.0, sn::hal::fp16_to_fp32(back[4]), 0.0);
+  DOUBLES_EQUAL(-65504.0, sn::hal::fp16_to_fp32(back[5]), 0.0);
+  DOUBLES_EQUAL(0.0, sn::hal::fp16_to_fp32(back[6]), 0.0);  // 1 is below half a step of 516
+  DOUBLES_EQUAL(0.5, sn::hal::fp16_to_fp32(back[8]), 0.5 / 254 + 1e-3);
+  DOUBLES_EQUAL(-0.25, sn::hal::fp16_to_fp32(back[9]), 0.5 / 254 + 1e-3);
+  DOUBLES_EQUAL(0.125, sn::hal::fp16_to_fp32(back[10]), 0.5 / 254 + 1e-3);
+}

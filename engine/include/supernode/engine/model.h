@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -188,6 +189,9 @@ class Session {
                             int32_t n_batch = 512);
   // Forgets everything (positions restart at 0).
   void reset();
+  // Rewrites the KV of every full block so far in place: `f` gets each block's bytes (the
+  // layout of KvCache::read_block) and may change them. For measuring cache encodings.
+  void transform_full_blocks(const std::function<void(std::span<std::byte>)>& f);
   [[nodiscard]] int32_t n_past() const { return n_past_; }
   [[nodiscard]] int32_t max_tokens() const { return max_tokens_; }
 

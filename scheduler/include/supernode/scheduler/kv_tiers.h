@@ -68,6 +68,14 @@ class KvBlockIo {
   virtual void write_block(int32_t block, std::span<const std::byte> in) = 0;
 };
 
+// The int8 block encoding of tiers 2-3: for each group of `head_dim` F16 values, one float
+// scale (max |x| / 127) up front, then every value rounded to the nearest multiple of it.
+// Exposed for tests and for measuring its accuracy (`supernode perplexity --kv-int8`).
+// REQUIRES: f16.size() is a multiple of 2 * head_dim; out/in hold kv_int8_bytes() bytes.
+[[nodiscard]] size_t kv_int8_bytes(size_t f16_bytes, int32_t head_dim);
+void kv_int8_encode(std::span<const std::byte> f16, int32_t head_dim, std::span<std::byte> out);
+void kv_int8_decode(std::span<const std::byte> in, int32_t head_dim, std::span<std::byte> f16);
+
 struct KvTiersConfig {
   uint64_t host_bytes = 0;              // tier 2 capacity; at least a few blocks when disks are set
   std::vector<std::string> disk_dirs;   // tier 3, one directory per disk; empty: no tier 3
@@ -195,8 +203,6 @@ class KvTiers {
   int32_t take_slot() SN_REQUIRES(mu_);
   void lru_push_front(int32_t slot) SN_REQUIRES(mu_);
   void lru_unlink(int32_t slot) SN_REQUIRES(mu_);
-  void encode(std::span<const std::byte> f16, std::span<std::byte> out) const;
-  void decode(std::span<const std::byte> in, std::span<std::byte> f16) const;
 
   void io_main();
   void run_write(const WriteJob& job);
