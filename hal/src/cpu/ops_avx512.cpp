@@ -138,6 +138,39 @@ SN_INLINE __m512 acc_step(__m512 acc, __m512 v, float ms, float vs) {
   return round_f16(_mm512_fmadd_ps(v, _mm512_set1_ps(vs), acc));
 }
 
+// The 16 horizontal sums of p[0..15] in one vector (lane j: the sum of p[j]), each added
+// in exactly the order _mm512_reduce_add_ps adds (GCC's avx512fintrin.h: high half plus low
+// half, then 128-bit halves, then lanes 0+2 and 1+3, then those two), so a score is bit for
+// bit what reducing its own vector gives; the shuffles are shared by all 16.
+SN_INLINE __m512 reduce16(const __m512* p) {
+  __m512 z[8];
+  for (int m = 0; m < 8; ++m) {  // lanes l + (l + 8) of keys 2m, 2m + 1
+    z[m] = _mm512_add_ps(_mm512_shuffle_f32x4(p[2 * m], p[2 * m + 1], 0xEE),
+                         _mm512_shuffle_f32x4(p[2 * m], p[2 * m + 1], 0x44));
+  }
+  __m512 w[4];
+  for (int m = 0; m < 4; ++m) {  // then l + (l + 4): 128-bit lane k holds key 4m + k
+    w[m] = _mm512_add_ps(_mm512_shuffle_f32x4(z[2 * m], z[2 * m + 1], 0xDD),
+                         _mm512_shuffle_f32x4(z[2 * m], z[2 * m + 1], 0x88));
+  }
+  // then 0 + 2 and 1 + 3: lane k of v0 holds keys k and 4 + k, of v1 keys 8 + k and 12 + k
+  const __m512 v0 = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 v1 = _mm512_add_ps(_mm512_shuffle_ps(w[2], w[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_ps(w[2], w[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  // then the last two: element 4k + e holds key k + 4e
+  const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s);
+}
+
+// Lane j of the result is x[j - k], or fill[j] for j < k.
+SN_INLINE __m512 shift_lanes_up(__m512 x, int k, __m512 fill) {
+  const __m512i idx = _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                       _mm512_set1_epi32(k));
+  return _mm512_mask_permutexvar_ps(fill, static_cast<__mmask16>(0xFFFFu << k), idx, x);
+}
+
 // head_dim up to 16 * kMaxChunks.
 constexpr int64_t kMaxChunks = 16;
 // Keys scored together: their dot products and exponentials are vectorized; only the f16
@@ -181,8 +214,6 @@ void attention_run(const AttentionRunArgs& r) {
   }
   alignas(64) float kbuf[kKeyTile][kMaxChunks * 16];
   alignas(64) float vbuf[kKeyTile][kMaxChunks * 16];
-  alignas(64) float score[kKeyTile];
-  alignas(64) float mprev[kKeyTile];
   alignas(64) float mcur[kKeyTile];
   alignas(64) float ms[kMaxAttentionGroup][kKeyTile];
   alignas(64) float vs[kMaxAttentionGroup][kKeyTile];
@@ -211,27 +242,33 @@ void attention_run(const AttentionRunArgs& r) {
         const float* q = r.q + i * r.q_stride + h * d;
         __m512 qv[kMaxChunks];
         for (int64_t c = 0; c < nc; ++c) qv[c] = round_f16(_mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c));
-        for (int j = 0; j < nk; ++j) {
-          __m512 p = _mm512_setzero_ps();
-          for (int64_t c = 0; c < nc; ++c) p = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), p);
-          score[j] = _mm512_reduce_add_ps(p) * r.scale;
+        __m512 p[kKeyTile];
+        for (int j = 0; j < kKeyTile; ++j) {
+          p[j] = _mm512_setzero_ps();
+          if (j >= nk) continue;
+          for (int64_t c = 0; c < nc; ++c) p[j] = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), p[j]);
         }
-        float mx = m[i][h];
-        for (int j = 0; j < nk; ++j) {
-          mprev[j] = mx;
-          mx = score[j] > mx ? score[j] : mx;
-          mcur[j] = mx;
-        }
-        const __m512 mc = _mm512_maskz_load_ps(km, mcur);
-        _mm512_store_ps(ms[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, mprev), mc)));
-        _mm512_store_ps(vs[h], exp_ps(_mm512_sub_ps(_mm512_maskz_load_ps(km, score), mc)));
-        for (int j = 0; j < nk; ++j) {
-          if (mprev[j] == -__builtin_inff()) ms[h][j] = 0.0f;
-        }
-        m[i][h] = mx;
-        float ssum = sum[i][h];
-        for (int j = 0; j < nk; ++j) ssum = ssum * ms[h][j] + vs[h][j];
-        sum[i][h] = ssum;
+        const __m512 sv = _mm512_mul_ps(reduce16(p), _mm512_set1_ps(r.scale));
+        // The running max after each key (a prefix max: exact in any order), the max before
+        // each key, and the rescale and weight of each key's step.
+        const __m512 m_old = _mm512_set1_ps(m[i][h]);
+        const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
+        __m512 x = _mm512_mask_blend_ps(km, neg_inf, sv);
+        x = _mm512_max_ps(x, shift_lanes_up(x, 1, neg_inf));
+        x = _mm512_max_ps(x, shift_lanes_up(x, 2, neg_inf));
+        x = _mm512_max_ps(x, shift_lanes_up(x, 4, neg_inf));
+        x = _mm512_max_ps(x, shift_lanes_up(x, 8, neg_inf));
+        const __m512 mc = _mm512_maskz_mov_ps(km, _mm512_max_ps(x, m_old));
+        const __m512 mp = _mm512_maskz_mov_ps(km, shift_lanes_up(_mm512_max_ps(x, m_old), 1, m_old));
+        const __mmask16 first = _mm512_cmp_ps_mask(mp, neg_inf, _CMP_EQ_OQ);
+        _mm512_store_ps(ms[h], _mm512_maskz_mov_ps(static_cast<__mmask16>(~first), exp_ps(_mm512_sub_ps(mp, mc))));
+        _mm512_store_ps(vs[h], exp_ps(_mm512_sub_ps(_mm512_maskz_mov_ps(km, sv), mc)));
+        _mm512_store_ps(mcur, mc);
+        m[i][h] = mcur[nk - 1];
+      }
+      // The denominators, key by key in order; the heads' chains are independent.
+      for (int j = 0; j < nk; ++j) {
+        for (int64_t h = 0; h < n_q; ++h) sum[i][h] = sum[i][h] * ms[h][j] + vs[h][j];
       }
       for (int64_t c = 0; c < nc; ++c) {
         int64_t h = 0;
