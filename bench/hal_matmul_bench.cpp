@@ -117,14 +117,16 @@ int register_all() {
   };
   const Family families[] = {{Isa::kAvx512, true, "avx512-packed"}, {Isa::kAvx512, false, "avx512"},
                              {Isa::kAvx2, false, "avx2"}, {Isa::kScalar, false, "scalar"}};
-  for (int64_t n_tokens : {1, 128}) {
+  // 16 tokens: a batch of decodes, or a short suffix after a prefix hit (packed kernels only).
+  for (int64_t n_tokens : {1, 16, 128}) {
     for (DType type : types) {
       for (const Family& f : families) {
         const Isa isa = f.isa;
         const bool packed = f.packed;
         if (isa == Isa::kScalar && n_tokens > 1) continue;  // minutes per iteration, not informative
+        if (n_tokens == 16 && !packed) continue;
         for (const Shape& s : shapes) {
-          const std::string name = std::string(n_tokens == 1 ? "MatmulGemv/" : "MatmulGemm/") +
+          const std::string name = std::string(n_tokens == 1 ? "MatmulGemv/" : n_tokens == 16 ? "MatmulGemm16/" : "MatmulGemm/") +
                                    sn::hal::dtype_name(type) + "/" + f.name + "/" +
                                    std::to_string(s.rows) + "x" + std::to_string(s.cols);
           benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {

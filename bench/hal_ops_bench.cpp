@@ -76,10 +76,13 @@ void BM_Rope(benchmark::State& state) {
 }
 BENCHMARK(BM_Rope)->ArgsProduct({{0, 1, 2}, {1, 128}})->UseRealTime();
 
+// One sequence at 2,048 tokens of context: `tokens` (range 2) new tokens attend to it, 1 as
+// in decoding, 12 as a short suffix after a prefix-cache hit.
 void BM_AttentionDecode(benchmark::State& state) {
   const Isa isa = static_cast<Isa>(state.range(0));
   if (!usable(state, isa)) return;
   const int threads = static_cast<int>(state.range(1));
+  const int32_t n_tok = static_cast<int32_t>(state.range(2));
   const int32_t ctx = 2048, bs = 16;
   const int32_t n_blocks = ctx / bs;
   const size_t row = static_cast<size_t>(kKvHeads * kHeadDim);
@@ -93,10 +96,11 @@ void BM_AttentionDecode(benchmark::State& state) {
   std::iota(table.begin(), table.end(), 0);
   std::shuffle(table.begin(), table.end(), std::mt19937(6));
   const int32_t* tables[] = {table.data()};
-  const int32_t position = ctx - 1, seq = 0;
+  std::vector<int32_t> positions(static_cast<size_t>(n_tok)), seqs(static_cast<size_t>(n_tok), 0);
+  std::iota(positions.begin(), positions.end(), ctx - n_tok);
   sn::hal::KvLayerView kv{k.data(), v.data(), bs, kKvHeads, kHeadDim};
-  sn::hal::TokenPlacement tp{1, &position, &seq, tables};
-  const auto q = random_floats(static_cast<size_t>(kHeads * kHeadDim), 7);
+  sn::hal::TokenPlacement tp{n_tok, positions.data(), seqs.data(), tables};
+  const auto q = random_floats(static_cast<size_t>(n_tok * kHeads * kHeadDim), 7);
   std::vector<float> out(q.size());
   sn::hal::ThreadPool pool({.n_threads = threads});
   sn::hal::CpuBackend be(pool, isa);
@@ -107,7 +111,7 @@ void BM_AttentionDecode(benchmark::State& state) {
   state.SetLabel(sn::hal::isa_name(isa));
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(2 * k.size() * sizeof(uint16_t)));
 }
-BENCHMARK(BM_AttentionDecode)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AttentionDecode)->ArgsProduct({{0, 1, 2}, {1, 2}, {1, 12}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // Reports GB/s as a counter; the time per iteration is one whole probe.
 void BM_ReadBandwidth(benchmark::State& state) {

@@ -108,6 +108,8 @@ int run_prefix_workload(const Runtime& rt, const std::string& path, const std::s
   struct Sample {
     double ttft_s;
     int32_t cached;
+    double first_step_forward_s;  // the forward pass of the step that sampled the first token
+    double first_step_s;          // that whole step
   };
   long long next_id = 1;
   const std::string cold_salt = "bench-cold-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
@@ -125,13 +127,22 @@ int run_prefix_workload(const Runtime& rt, const std::string& path, const std::s
     r.tenant = "bench";
     r.cache_salt = salt;
     SN_RETURN_IF_ERROR(loop.add(std::move(r)));
+    bool first = true;
     for (;;) {
+      const int64_t forward_before = loop.stats().forward_ns;
+      const auto t0 = std::chrono::steady_clock::now();
       Result<std::vector<scheduler::RequestEvent>> events = loop.step();
       if (!events.ok()) return events.status();
       for (const scheduler::RequestEvent& ev : *events) {
+        if (ev.token && first) {
+          first = false;
+          out->first_step_forward_s = (loop.stats().forward_ns - forward_before) / 1e9;
+          out->first_step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
         if (!ev.finish) continue;
         const scheduler::RequestMetrics& m = ev.metrics;
-        *out = {(m.first_token_ns - m.arrival_ns) / 1e9, m.num_cached_tokens};
+        out->ttft_s = (m.first_token_ns - m.arrival_ns) / 1e9;
+        out->cached = m.num_cached_tokens;
         return Status::ok();
       }
     }
@@ -149,8 +160,8 @@ int run_prefix_workload(const Runtime& rt, const std::string& path, const std::s
       Sample smp{};
       SN_RETURN_IF_ERROR(run_one(salt, &smp));
       ph.samples.push_back(smp);
-      std::fprintf(stderr, "\rserve-bench: %s %lld/%lld, TTFT %.3f s (%d prompt tokens cached)        ", name, i + 1, n,
-                   smp.ttft_s, smp.cached);
+      std::fprintf(stderr, "\rserve-bench: %s %lld/%lld, TTFT %.4f s (first step %.4f s, forward %.4f s; %d prompt tokens cached)   ",
+                   name, i + 1, n, smp.ttft_s, smp.first_step_s, smp.first_step_forward_s, smp.cached);
       std::fflush(stderr);
     }
     std::fputc('\n', stderr);

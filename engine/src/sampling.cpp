@@ -37,12 +37,19 @@ Sampler::Sampler(const SamplingParams& params) : params_(params) {
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   const size_t n = logits.size();
+  const bool penalize = params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f ||
+                        params_.presence_penalty != 0.0f;
+  if (params_.temperature <= 0.0f && !penalize) {  // plain greedy: the first largest logit
+    size_t best = 0;
+    for (size_t i = 1; i < n; ++i) {
+      if (logits[i] > logits[best]) best = i;
+    }
+    return static_cast<int32_t>(best);
+  }
   cand_.resize(n);
   for (size_t i = 0; i < n; ++i) cand_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
 
   // Penalties over the recent window.
-  const bool penalize = params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f ||
-                        params_.presence_penalty != 0.0f;
   if (penalize && params_.repeat_last_n != 0 && !history.empty()) {
     size_t window = params_.repeat_last_n < 0 ? history.size()
                                               : std::min<size_t>(history.size(), params_.repeat_last_n);

@@ -163,7 +163,7 @@ void CpuBackend::attention(const KvLayerView& kv, const TokenPlacement& tp, cons
   runs.push_back(tp.n_tokens);
   // Per thread: accumulators [run length][group][ld].
   const int64_t ld = round_up(d, 16);
-  const int64_t per_thread = cpu::kMaxAttentionRun * group * ld;
+  const int64_t per_thread = 2 * cpu::kMaxAttentionRun * group * ld;  // acc, then q_scratch
   const size_t need = static_cast<size_t>(per_thread) * static_cast<size_t>(pool_.size());
   if (attention_scratch_.size() < need) attention_scratch_.resize(need);
   float* scratch = attention_scratch_.data();
@@ -189,6 +189,7 @@ void CpuBackend::attention(const KvLayerView& kv, const TokenPlacement& tp, cons
     a.head_dim = d;
     a.scale = scale;
     a.acc = scratch + static_cast<int64_t>(thread) * per_thread;
+    a.q_scratch = a.acc + per_thread / 2;
     a.out = out + (t0 * n_head + g * group) * d;
     a.out_stride = n_head * d;
     run_fn(a);

@@ -179,7 +179,9 @@ constexpr int kKeyTile = 16;
 
 // Key-by-key f16 accumulator updates of heads [h, h + N) for chunk c: N independent rounding
 // chains in flight at once (each chain is latency-bound on its conversions).
-template <int N>
+// kRescale false: no key of the tile raised any of these heads' running max (every ms is 1,
+// the common case once the max has settled), so no step needs the rescale or its test.
+template <int N, bool kRescale>
 SN_INLINE void acc_heads(float* acc_base, int64_t ld, int64_t h, int64_t c, int nk, const float (*vbuf)[kMaxChunks * 16],
                          const float (*ms)[kKeyTile], const float (*vs)[kKeyTile]) {
   __m512 acc[N];
@@ -187,29 +189,69 @@ SN_INLINE void acc_heads(float* acc_base, int64_t ld, int64_t h, int64_t c, int 
   for (int u = 0; u < N; ++u) acc[u] = _mm512_loadu_ps(acc_base + (h + u) * ld + 16 * c);
   for (int j = 0; j < nk; ++j) {
     const __m512 v = _mm512_load_ps(vbuf[j] + 16 * c);
+    if constexpr (kRescale) {
 #pragma GCC unroll 8
-    for (int u = 0; u < N; ++u) acc[u] = acc_step(acc[u], v, ms[h + u][j], vs[h + u][j]);
+      for (int u = 0; u < N; ++u) acc[u] = acc_step(acc[u], v, ms[h + u][j], vs[h + u][j]);
+    } else {
+#pragma GCC unroll 8
+      for (int u = 0; u < N; ++u) acc[u] = round_f16(_mm512_fmadd_ps(v, _mm512_set1_ps(vs[h + u][j]), acc[u]));
+    }
   }
 #pragma GCC unroll 8
   for (int u = 0; u < N; ++u) _mm512_storeu_ps(acc_base + (h + u) * ld + 16 * c, acc[u]);
 }
 
+// The 16 raw scores q.k of key tile rows kbuf[0..16), reduced as reduce16 does. NC > 0: the
+// head's 16-float chunks, known at compile time, so q and all 16 partial sums stay in
+// registers; NC == 0: `nc` at run time.
+template <int NC>
+SN_INLINE __m512 tile_scores(const float* qr, const float (*kbuf)[kMaxChunks * 16], int64_t nc_rt) {
+  const int64_t nc = NC > 0 ? NC : nc_rt;
+  __m512 p[kKeyTile];
+  if constexpr (NC > 0) {
+    __m512 qv[NC];
+#pragma GCC unroll 16
+    for (int c = 0; c < NC; ++c) qv[c] = _mm512_loadu_ps(qr + 16 * c);
+#pragma GCC unroll 16
+    for (int j = 0; j < kKeyTile; ++j) {
+      __m512 a = _mm512_setzero_ps();
+#pragma GCC unroll 16
+      for (int c = 0; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), a);
+      p[j] = a;
+    }
+  } else {
+    for (int j = 0; j < kKeyTile; ++j) {
+      __m512 a = _mm512_setzero_ps();
+      for (int64_t c = 0; c < nc; ++c) a = _mm512_fmadd_ps(_mm512_loadu_ps(qr + 16 * c), _mm512_load_ps(kbuf[j] + 16 * c), a);
+      p[j] = a;
+    }
+  }
+  return reduce16(p);
+}
+
 // A run of consecutive tokens of one sequence: each key tile is loaded and converted once,
 // then every token takes the same per-key steps it would take in a run of its own.
-void attention_run(const AttentionRunArgs& r) {
+template <int NC>
+void attention_run_nc(const AttentionRunArgs& r) {
   const int64_t d = r.head_dim;
-  const int64_t nc = (d + 15) / 16;
+  const int64_t nc = NC > 0 ? NC : (d + 15) / 16;
   const int64_t ld = nc * 16;
   const int64_t n_q = r.n_q;
   const __mmask16 full = static_cast<__mmask16>(0xFFFF);
   const __mmask16 last = d % 16 != 0 ? tail_mask(d % 16) : full;
   float m[kMaxAttentionRun][kMaxAttentionGroup];
   float sum[kMaxAttentionRun][kMaxAttentionGroup];
+  // Queries rounded to f16 once (llama.cpp converts Q to f16), zero-padded to whole chunks.
   for (int64_t i = 0; i < r.n_tok; ++i) {
     for (int64_t h = 0; h < n_q; ++h) {
       m[i][h] = -__builtin_inff();
       sum[i][h] = 0.0f;
-      for (int64_t c = 0; c < nc; ++c) _mm512_storeu_ps(r.acc + (i * n_q + h) * ld + 16 * c, _mm512_setzero_ps());
+      const float* q = r.q + i * r.q_stride + h * d;
+      float* qr = r.q_scratch + (i * n_q + h) * ld;
+      for (int64_t c = 0; c < nc; ++c) {
+        _mm512_storeu_ps(r.acc + (i * n_q + h) * ld + 16 * c, _mm512_setzero_ps());
+        _mm512_storeu_ps(qr + 16 * c, round_f16(_mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c)));
+      }
     }
   }
   alignas(64) float kbuf[kKeyTile][kMaxChunks * 16];
@@ -219,6 +261,8 @@ void attention_run(const AttentionRunArgs& r) {
   alignas(64) float vs[kMaxAttentionGroup][kKeyTile];
   const int64_t bs = r.block_size;
   const int64_t n_pos_max = r.first_n_pos + r.n_tok - 1;
+  const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
+  const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t j0 = 0; j0 < n_pos_max; j0 += kKeyTile) {
     const int nk_all = n_pos_max - j0 < kKeyTile ? static_cast<int>(n_pos_max - j0) : kKeyTile;
     for (int j = 0; j < nk_all; ++j) {
@@ -232,36 +276,39 @@ void attention_run(const AttentionRunArgs& r) {
         _mm512_store_ps(vbuf[j] + 16 * c, load_f16_masked(v + 16 * c, mk));
       }
     }
+    // Rows past the last key are scored too (every tile takes 16), then masked off.
+    for (int j = nk_all; j < kKeyTile; ++j) {
+      for (int64_t c = 0; c < nc; ++c) _mm512_store_ps(kbuf[j] + 16 * c, _mm512_setzero_ps());
+    }
     for (int64_t i = 0; i < r.n_tok; ++i) {
       const int64_t n_pos = r.first_n_pos + i;
       if (n_pos <= j0) continue;
       const int nk = n_pos - j0 < kKeyTile ? static_cast<int>(n_pos - j0) : kKeyTile;
       const __mmask16 km = nk == kKeyTile ? full : tail_mask(nk);
       float* acc_base = r.acc + i * n_q * ld;
+      __mmask16 rescale = 0;  // keys at which some head's running max rose
       for (int64_t h = 0; h < n_q; ++h) {
-        const float* q = r.q + i * r.q_stride + h * d;
-        __m512 qv[kMaxChunks];
-        for (int64_t c = 0; c < nc; ++c) qv[c] = round_f16(_mm512_maskz_loadu_ps(c == nc - 1 ? last : full, q + 16 * c));
-        __m512 p[kKeyTile];
-        for (int j = 0; j < kKeyTile; ++j) {
-          p[j] = _mm512_setzero_ps();
-          if (j >= nk) continue;
-          for (int64_t c = 0; c < nc; ++c) p[j] = _mm512_fmadd_ps(qv[c], _mm512_load_ps(kbuf[j] + 16 * c), p[j]);
-        }
-        const __m512 sv = _mm512_mul_ps(reduce16(p), _mm512_set1_ps(r.scale));
+        const __m512 sv =
+            _mm512_mul_ps(tile_scores<NC>(r.q_scratch + (i * n_q + h) * ld, kbuf, nc), _mm512_set1_ps(r.scale));
         // The running max after each key (a prefix max: exact in any order), the max before
         // each key, and the rescale and weight of each key's step.
         const __m512 m_old = _mm512_set1_ps(m[i][h]);
-        const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
         __m512 x = _mm512_mask_blend_ps(km, neg_inf, sv);
         x = _mm512_max_ps(x, shift_lanes_up(x, 1, neg_inf));
         x = _mm512_max_ps(x, shift_lanes_up(x, 2, neg_inf));
         x = _mm512_max_ps(x, shift_lanes_up(x, 4, neg_inf));
         x = _mm512_max_ps(x, shift_lanes_up(x, 8, neg_inf));
-        const __m512 mc = _mm512_maskz_mov_ps(km, _mm512_max_ps(x, m_old));
-        const __m512 mp = _mm512_maskz_mov_ps(km, shift_lanes_up(_mm512_max_ps(x, m_old), 1, m_old));
-        const __mmask16 first = _mm512_cmp_ps_mask(mp, neg_inf, _CMP_EQ_OQ);
-        _mm512_store_ps(ms[h], _mm512_maskz_mov_ps(static_cast<__mmask16>(~first), exp_ps(_mm512_sub_ps(mp, mc))));
+        const __m512 mx = _mm512_max_ps(x, m_old);
+        const __m512 mc = _mm512_maskz_mov_ps(km, mx);
+        const __m512 mp = _mm512_maskz_mov_ps(km, shift_lanes_up(mx, 1, m_old));
+        // Where the max did not rise, exp(mp - mc) = exp(0) = 1 exactly: skip the exp.
+        __m512 msv = one;
+        if (_mm512_mask_cmp_ps_mask(km, mp, mc, _CMP_NEQ_UQ) != 0) {
+          const __mmask16 first = _mm512_cmp_ps_mask(mp, neg_inf, _CMP_EQ_OQ);
+          msv = _mm512_maskz_mov_ps(static_cast<__mmask16>(~first), exp_ps(_mm512_sub_ps(mp, mc)));
+          rescale |= _mm512_mask_cmp_ps_mask(km, msv, one, _CMP_NEQ_UQ);
+        }
+        _mm512_store_ps(ms[h], msv);
         _mm512_store_ps(vs[h], exp_ps(_mm512_sub_ps(_mm512_maskz_mov_ps(km, sv), mc)));
         _mm512_store_ps(mcur, mc);
         m[i][h] = mcur[nk - 1];
@@ -272,9 +319,15 @@ void attention_run(const AttentionRunArgs& r) {
       }
       for (int64_t c = 0; c < nc; ++c) {
         int64_t h = 0;
-        for (; h + 8 <= n_q; h += 8) acc_heads<8>(acc_base, ld, h, c, nk, vbuf, ms, vs);
-        for (; h + 4 <= n_q; h += 4) acc_heads<4>(acc_base, ld, h, c, nk, vbuf, ms, vs);
-        for (; h < n_q; ++h) acc_heads<1>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+        if (rescale != 0) {
+          for (; h + 8 <= n_q; h += 8) acc_heads<8, true>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+          for (; h + 4 <= n_q; h += 4) acc_heads<4, true>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+          for (; h < n_q; ++h) acc_heads<1, true>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+        } else {
+          for (; h + 8 <= n_q; h += 8) acc_heads<8, false>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+          for (; h + 4 <= n_q; h += 4) acc_heads<4, false>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+          for (; h < n_q; ++h) acc_heads<1, false>(acc_base, ld, h, c, nk, vbuf, ms, vs);
+        }
       }
     }
   }
@@ -288,6 +341,13 @@ void attention_run(const AttentionRunArgs& r) {
       }
     }
   }
+}
+
+// Head sizes 64 and 128 (nearly every model) get the chunk count at compile time.
+void attention_run(const AttentionRunArgs& r) {
+  if (r.head_dim == 64) return attention_run_nc<4>(r);
+  if (r.head_dim == 128) return attention_run_nc<8>(r);
+  attention_run_nc<0>(r);
 }
 
 #undef SN_INLINE

@@ -62,6 +62,7 @@ struct AttentionRunArgs {
   int64_t head_dim;
   float scale;
   float* acc;                  // scratch [n_tok][n_q][head_dim rounded up to 16]
+  float* q_scratch;            // the same size again, for kernels that want it
   float* out;                  // token i's group output at out + i * out_stride
   int64_t out_stride;
 };
