@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -217,6 +218,10 @@ int run_prefix_workload(const Runtime& rt, const std::string& path, const std::s
     std::printf("restart: %s\n", restart_cached > 0
                                       ? "the first request found its prefix on disk, left by an earlier process (workload c)"
                                       : "nothing cached at start (run the same command again for workload c)");
+    const scheduler::KvPoolStats ps = loop.scheduler().kv().pool().stats();
+    std::printf("tier 1 (KV pool, %d blocks): %lld hits, %lld misses, %lld evictions (each demoted to host RAM)\n",
+                ps.blocks_total, static_cast<long long>(ps.hits), static_cast<long long>(ps.misses),
+                static_cast<long long>(ps.evictions));
     std::printf("host RAM: %lld blocks, %lld hits, %lld promotions, %lld demotions, %.1f MB in, %.1f MB out\n",
                 static_cast<long long>(ts.host.blocks_used), static_cast<long long>(ts.host.hits),
                 static_cast<long long>(ts.host.promotions), static_cast<long long>(ts.host.demotions),
@@ -230,6 +235,162 @@ int run_prefix_workload(const Runtime& rt, const std::string& path, const std::s
     }
   }
   return 0;
+}
+
+struct StreamsOptions {
+  std::string path;
+  long long streams = 16, requests = 32, max_tokens = 64, prompt_tokens = 128, batch_tokens = 512;
+  long long num_blocks = 0, seed = 1234;
+};
+
+struct StreamsResult {
+  double wall = 0;
+  int64_t out_tokens = 0, prompt_total = 0;
+  std::vector<double> ttft, tpot, e2e;
+  double decode_only_s = 0;
+  int64_t decode_only_tokens = 0, decode_only_steps = 0;
+  scheduler::EngineLoopStats stats;
+  scheduler::SchedulerStats sched;
+};
+
+// Workload (a): `streams` requests kept in flight until `requests` have finished.
+Result<StreamsResult> run_streams(const Runtime& rt, const StreamsOptions& o) {
+  const engine::Model& model = *rt.model;
+  const int32_t n_vocab = model.config().n_vocab;
+  constexpr int32_t kBlockSize = 16;
+  scheduler::SchedulerConfig config;
+  config.model_id = model_identity(o.path);
+  config.kv.num_blocks = static_cast<int32_t>(o.num_blocks);
+  config.kv.block_size = kBlockSize;
+  config.max_num_batched_tokens = static_cast<int32_t>(o.batch_tokens);
+  config.max_num_seqs = static_cast<int32_t>(o.streams);
+  config.max_waiting = static_cast<int32_t>(o.streams) + 1;
+  scheduler::SteadyClock clock;
+  scheduler::EngineLoop loop(model, *rt.backend, config, clock);
+  std::fprintf(stderr, "serve-bench: %lld streams, %lld requests, %lld prompt + %lld output tokens each; "
+               "KV pool %lld blocks of %d (%.0f MB), %lld tokens per step\n",
+               o.streams, o.requests, o.prompt_tokens, o.max_tokens, o.num_blocks, kBlockSize,
+               static_cast<double>(o.num_blocks) * kBlockSize * model.config().n_layer * model.config().n_head_kv *
+                   model.config().head_dim * 2 * 2 / 1e6,
+               o.batch_tokens);
+
+  std::mt19937_64 rng(static_cast<uint64_t>(o.seed));
+  const int32_t bos = model.tokenizer().bos();
+  uint64_t next_id = 1;
+  auto submit = [&]() -> Status {
+    scheduler::GenerationRequest r;
+    r.id = next_id++;
+    r.prompt.resize(static_cast<size_t>(o.prompt_tokens));
+    for (int32_t& t : r.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(n_vocab));
+    if (bos >= 0) r.prompt[0] = bos;
+    r.max_tokens = static_cast<int32_t>(o.max_tokens);
+    r.sampling.temperature = 0.0f;
+    r.sampling.seed = r.id;
+    r.ignore_eos = true;
+    r.tenant = "bench";
+    r.cache_salt = "bench";
+    return loop.add(std::move(r));
+  };
+
+  StreamsResult res;
+  using Steady = std::chrono::steady_clock;
+  const auto t_start = Steady::now();
+  long long submitted = 0, finished = 0, in_flight = 0;
+  auto last_progress = t_start;
+  auto progress = [&](bool force) {
+    const auto now = Steady::now();
+    if (!force && now - last_progress < std::chrono::milliseconds(250)) return;
+    last_progress = now;
+    const double s = std::chrono::duration<double>(now - t_start).count();
+    std::fprintf(stderr, "\rserve-bench: %lld/%lld finished, %lld in flight, %lld output tokens, %.1f tok/s, %.1f s   ",
+                 finished, o.requests, in_flight, static_cast<long long>(res.out_tokens), s > 0 ? res.out_tokens / s : 0.0, s);
+    std::fflush(stderr);
+  };
+
+  while (finished < o.requests) {
+    while (in_flight < o.streams && submitted < o.requests) {
+      SN_RETURN_IF_ERROR(submit());
+      ++submitted;
+      ++in_flight;
+    }
+    const scheduler::EngineLoopStats before = loop.stats();
+    const auto t0 = Steady::now();
+    Result<std::vector<scheduler::RequestEvent>> events = loop.step();
+    const double dt = std::chrono::duration<double>(Steady::now() - t0).count();
+    if (!events.ok()) return events.status();
+    const scheduler::EngineLoopStats& after = loop.stats();
+    const int64_t computed = after.tokens_computed - before.tokens_computed;
+    const int64_t sampled = after.tokens_sampled - before.tokens_sampled;
+    if (computed > 0 && computed == sampled) {
+      res.decode_only_s += dt;
+      res.decode_only_tokens += sampled;
+      ++res.decode_only_steps;
+    }
+    for (const scheduler::RequestEvent& ev : *events) {
+      if (ev.token) ++res.out_tokens;
+      if (!ev.finish) continue;
+      const scheduler::RequestMetrics& m = ev.metrics;
+      res.ttft.push_back((m.first_token_ns - m.arrival_ns) / 1e9);
+      res.e2e.push_back((m.finished_ns - m.arrival_ns) / 1e9);
+      if (m.num_output_tokens > 1) res.tpot.push_back((m.last_token_ns - m.first_token_ns) / 1e9 / (m.num_output_tokens - 1));
+      res.prompt_total += m.num_prompt_tokens;
+      ++finished;
+      --in_flight;
+    }
+    progress(false);
+  }
+  progress(true);
+  std::fputc('\n', stderr);
+  res.wall = std::chrono::duration<double>(Steady::now() - t_start).count();
+  res.stats = loop.stats();
+  res.sched = loop.scheduler().stats();
+  return res;
+}
+
+void print_streams(const Runtime& rt, const StreamsOptions& o, const StreamsResult& r,
+                   const std::optional<StreamsResult>& one, bool json) {
+  const Summary s_ttft = summarize(r.ttft), s_tpot = summarize(r.tpot), s_e2e = summarize(r.e2e);
+  const double gen_tok_s = r.out_tokens / r.wall;
+  const double total_tok_s = static_cast<double>(r.out_tokens + r.prompt_total) / r.wall;
+  const double decode_tok_s = r.decode_only_s > 0 ? r.decode_only_tokens / r.decode_only_s : 0;
+  const double single_tok_s = one ? one->out_tokens / one->wall : 0;
+  const scheduler::EngineLoopStats& st = r.stats;
+  const double forward_s = st.forward_ns / 1e9, sample_s = st.sample_ns / 1e9,
+               sched_s = (st.schedule_ns + st.update_ns) / 1e9;
+  if (json) {
+    std::printf("{\"model\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"streams\":%lld,\"requests\":%lld,"
+                "\"prompt_tokens\":%lld,\"max_tokens\":%lld,\"batch_tokens\":%lld,\"kv_blocks\":%lld,"
+                "\"wall_s\":%.3f,\"output_tokens\":%lld,\"generation_tok_s\":%.3f,\"total_tok_s\":%.3f,"
+                "\"ttft_p50_s\":%.4f,\"ttft_p99_s\":%.4f,\"tpot_p50_s\":%.4f,\"tpot_p99_s\":%.4f,"
+                "\"e2e_p50_s\":%.4f,\"e2e_p99_s\":%.4f,\"decode_only_steps\":%lld,\"decode_only_tok_s\":%.3f,"
+                "\"single_stream_tok_s\":%.3f,"
+                "\"steps\":%llu,\"preemptions\":%lld,\"forward_s\":%.3f,\"sample_s\":%.3f,\"schedule_s\":%.3f}\n",
+                o.path.c_str(), rt.pool->size(), hal::isa_name(rt.backend->isa()), o.streams, o.requests, o.prompt_tokens,
+                o.max_tokens, o.batch_tokens, o.num_blocks, r.wall, static_cast<long long>(r.out_tokens), gen_tok_s,
+                total_tok_s, s_ttft.p50, s_ttft.p99, s_tpot.p50, s_tpot.p99, s_e2e.p50, s_e2e.p99,
+                static_cast<long long>(r.decode_only_steps), decode_tok_s, single_tok_s,
+                static_cast<unsigned long long>(st.steps), static_cast<long long>(r.sched.preemptions), forward_s,
+                sample_s, sched_s);
+    return;
+  }
+  std::printf("model %s, %d threads, %s kernels\n", o.path.c_str(), rt.pool->size(), hal::isa_name(rt.backend->isa()));
+  std::printf("%lld streams, %lld requests of %lld prompt + %lld output tokens, %.2f s wall, %llu steps, %lld preemptions\n",
+              o.streams, o.requests, o.prompt_tokens, o.max_tokens, r.wall, static_cast<unsigned long long>(st.steps),
+              static_cast<long long>(r.sched.preemptions));
+  std::printf("| metric | p50 | p99 |\n|---|---|---|\n");
+  std::printf("| TTFT | %.1f ms | %.1f ms |\n", s_ttft.p50 * 1e3, s_ttft.p99 * 1e3);
+  std::printf("| time per output token | %.1f ms | %.1f ms |\n", s_tpot.p50 * 1e3, s_tpot.p99 * 1e3);
+  std::printf("| end-to-end latency | %.2f s | %.2f s |\n", s_e2e.p50, s_e2e.p99);
+  std::printf("generation throughput: %.1f tok/s (output tokens / wall time)\n", gen_tok_s);
+  std::printf("total throughput: %.1f tok/s ((prompt + output tokens) / wall time)\n", total_tok_s);
+  std::printf("decode-only steps: %lld, %.1f tok/s while decoding\n", static_cast<long long>(r.decode_only_steps),
+              decode_tok_s);
+  if (one) {
+    std::printf("single stream, same run: %.1f tok/s (%lld requests one at a time); %lld streams: %.2fx that\n",
+                single_tok_s, static_cast<long long>(one->ttft.size()), o.streams,
+                single_tok_s > 0 ? gen_tok_s / single_tok_s : 0.0);
+  }
+  std::printf("time: forward %.2f s, sampling %.3f s, scheduling %.3f s\n", forward_s, sample_s, sched_s);
 }
 
 }  // namespace
@@ -252,6 +413,8 @@ int cmd_serve_bench(int argc, char** argv) {
              {{"--batch-tokens"}, "N", "token budget per step (max_num_batched_tokens)", "512"},
              {{"--kv-blocks"}, "N", "KV blocks of 16 tokens (0: enough for every stream's prompt + output)", "0"},
              {{"--seed"}, "N", "seed of the random prompts", "1234"},
+             {{"--single-requests"}, "N", "afterwards, N of the same requests one at a time: the single-stream rate "
+                                          "from the same run (0: skip)", "2"},
              {{"--prefix-file"}, "FILE", "workload (b): every prompt is FILE's text plus a short distinct suffix, "
                                          "15-50 answer tokens, one request at a time; reports TTFT cold and warm", ""},
              {{"--prefix-bytes"}, "N", "with --prefix-file: repeat the file's text to N bytes (0: as it is)", "0"},
@@ -275,6 +438,8 @@ int cmd_serve_bench(int argc, char** argv) {
   Result<long long> batch_tokens = args.integer("--batch-tokens", 512, 1, 1 << 20);
   Result<long long> kv_blocks = args.integer("--kv-blocks", 0, 0, 1 << 26);
   Result<long long> seed = args.integer("--seed", 1234, 0, (1LL << 62));
+  Result<long long> single = args.integer("--single-requests", 2, 0, 1 << 20);
+  if (!single.ok()) return usage_error(single.status());
   for (const Status* s : {&threads.status(), &streams.status(), &requests.status(), &max_tokens.status(),
                           &prompt_tokens.status(), &batch_tokens.status(), &kv_blocks.status(), &seed.status()}) {
     if (!s->is_ok()) return usage_error(*s);
@@ -321,133 +486,29 @@ int cmd_serve_bench(int argc, char** argv) {
     po.json = args.has("--json");
     return run_prefix_workload(*rt, path, prefix, po);
   }
-  const engine::Model& model = *rt->model;
-  const int32_t n_vocab = model.config().n_vocab;
-
-  scheduler::SchedulerConfig config;
-  config.model_id = path;
-  config.kv.num_blocks = static_cast<int32_t>(num_blocks);
-  config.kv.block_size = kBlockSize;
-  config.max_num_batched_tokens = static_cast<int32_t>(*batch_tokens);
-  config.max_num_seqs = static_cast<int32_t>(*streams);
-  config.max_waiting = static_cast<int32_t>(*streams) + 1;
-  scheduler::SteadyClock clock;
-  scheduler::EngineLoop loop(model, *rt->backend, config, clock);
-  std::fprintf(stderr, "serve-bench: %lld streams, %lld requests, %lld prompt + %lld output tokens each; "
-               "KV pool %lld blocks of %d (%.0f MB), %lld tokens per step\n",
-               *streams, *requests, *prompt_tokens, *max_tokens, num_blocks, kBlockSize,
-               static_cast<double>(num_blocks) * kBlockSize * model.config().n_layer * model.config().n_head_kv *
-                   model.config().head_dim * 2 * 2 / 1e6,
-               *batch_tokens);
-
-  std::mt19937_64 rng(static_cast<uint64_t>(*seed));
-  const int32_t bos = model.tokenizer().bos();
-  uint64_t next_id = 1;
-  auto submit = [&]() -> Status {
-    scheduler::GenerationRequest r;
-    r.id = next_id++;
-    r.prompt.resize(static_cast<size_t>(*prompt_tokens));
-    for (int32_t& t : r.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(n_vocab));
-    if (bos >= 0) r.prompt[0] = bos;
-    r.max_tokens = static_cast<int32_t>(*max_tokens);
-    r.sampling.temperature = 0.0f;
-    r.sampling.seed = r.id;
-    r.ignore_eos = true;
-    r.tenant = "bench";
-    r.cache_salt = "bench";
-    return loop.add(std::move(r));
-  };
-
-  using Steady = std::chrono::steady_clock;
-  const auto t_start = Steady::now();
-  long long submitted = 0, finished = 0, in_flight = 0;
-  int64_t out_tokens = 0, prompt_total = 0;
-  std::vector<double> ttft, tpot, e2e;
-  // Steps that computed only decode tokens: the batched-decode rate, free of prefill.
-  double decode_only_s = 0;
-  int64_t decode_only_tokens = 0, decode_only_steps = 0;
-  auto last_progress = t_start;
-  auto progress = [&](bool force) {
-    const auto now = Steady::now();
-    if (!force && now - last_progress < std::chrono::milliseconds(250)) return;
-    last_progress = now;
-    const double s = std::chrono::duration<double>(now - t_start).count();
-    std::fprintf(stderr, "\rserve-bench: %lld/%lld finished, %lld in flight, %lld output tokens, %.1f tok/s, %.1f s   ",
-                 finished, *requests, in_flight, static_cast<long long>(out_tokens), s > 0 ? out_tokens / s : 0.0, s);
-    std::fflush(stderr);
-  };
-
-  while (finished < *requests) {
-    while (in_flight < *streams && submitted < *requests) {
-      if (Status s = submit(); !s.is_ok()) return runtime_error(s);
-      ++submitted;
-      ++in_flight;
-    }
-    const scheduler::EngineLoopStats before = loop.stats();
-    const auto t0 = Steady::now();
-    Result<std::vector<scheduler::RequestEvent>> events = loop.step();
-    const double dt = std::chrono::duration<double>(Steady::now() - t0).count();
-    if (!events.ok()) return runtime_error(events.status());
-    const scheduler::EngineLoopStats& after = loop.stats();
-    const int64_t computed = after.tokens_computed - before.tokens_computed;
-    const int64_t sampled = after.tokens_sampled - before.tokens_sampled;
-    if (computed > 0 && computed == sampled) {
-      decode_only_s += dt;
-      decode_only_tokens += sampled;
-      ++decode_only_steps;
-    }
-    for (const scheduler::RequestEvent& ev : *events) {
-      if (ev.token) ++out_tokens;
-      if (!ev.finish) continue;
-      const scheduler::RequestMetrics& m = ev.metrics;
-      ttft.push_back((m.first_token_ns - m.arrival_ns) / 1e9);
-      e2e.push_back((m.finished_ns - m.arrival_ns) / 1e9);
-      if (m.num_output_tokens > 1) tpot.push_back((m.last_token_ns - m.first_token_ns) / 1e9 / (m.num_output_tokens - 1));
-      prompt_total += m.num_prompt_tokens;
-      ++finished;
-      --in_flight;
-    }
-    progress(false);
+  StreamsOptions so;
+  so.path = path;
+  so.streams = *streams;
+  so.requests = *requests;
+  so.max_tokens = *max_tokens;
+  so.prompt_tokens = *prompt_tokens;
+  so.batch_tokens = *batch_tokens;
+  so.num_blocks = num_blocks;
+  so.seed = *seed;
+  Result<StreamsResult> main_run = run_streams(*rt, so);
+  if (!main_run.ok()) return runtime_error(main_run.status());
+  // The single-stream rate from the same run, for comparison: the same requests one at a time.
+  std::optional<StreamsResult> one;
+  if (*single > 0 && *streams > 1) {
+    StreamsOptions o1 = so;
+    o1.streams = 1;
+    o1.requests = *single;
+    o1.num_blocks = std::max<long long>(blocks_per_request, 1);
+    Result<StreamsResult> r1 = run_streams(*rt, o1);
+    if (!r1.ok()) return runtime_error(r1.status());
+    one = *r1;
   }
-  progress(true);
-  std::fputc('\n', stderr);
-  const double wall = std::chrono::duration<double>(Steady::now() - t_start).count();
-
-  const Summary s_ttft = summarize(ttft), s_tpot = summarize(tpot), s_e2e = summarize(e2e);
-  const double gen_tok_s = out_tokens / wall;
-  const double total_tok_s = static_cast<double>(out_tokens + prompt_total) / wall;
-  const double decode_tok_s = decode_only_s > 0 ? decode_only_tokens / decode_only_s : 0;
-  const scheduler::EngineLoopStats& st = loop.stats();
-  const scheduler::SchedulerStats sst = loop.scheduler().stats();
-  const double forward_s = st.forward_ns / 1e9, sample_s = st.sample_ns / 1e9,
-               sched_s = (st.schedule_ns + st.update_ns) / 1e9;
-  if (args.has("--json")) {
-    std::printf("{\"model\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"streams\":%lld,\"requests\":%lld,"
-                "\"prompt_tokens\":%lld,\"max_tokens\":%lld,\"batch_tokens\":%lld,\"kv_blocks\":%lld,"
-                "\"wall_s\":%.3f,\"output_tokens\":%lld,\"generation_tok_s\":%.3f,\"total_tok_s\":%.3f,"
-                "\"ttft_p50_s\":%.4f,\"ttft_p99_s\":%.4f,\"tpot_p50_s\":%.4f,\"tpot_p99_s\":%.4f,"
-                "\"e2e_p50_s\":%.4f,\"e2e_p99_s\":%.4f,\"decode_only_steps\":%lld,\"decode_only_tok_s\":%.3f,"
-                "\"steps\":%llu,\"preemptions\":%lld,\"forward_s\":%.3f,\"sample_s\":%.3f,\"schedule_s\":%.3f}\n",
-                path.c_str(), rt->pool->size(), hal::isa_name(rt->backend->isa()), *streams, *requests, *prompt_tokens,
-                *max_tokens, *batch_tokens, num_blocks, wall, static_cast<long long>(out_tokens), gen_tok_s,
-                total_tok_s, s_ttft.p50, s_ttft.p99, s_tpot.p50, s_tpot.p99, s_e2e.p50, s_e2e.p99,
-                static_cast<long long>(decode_only_steps), decode_tok_s, static_cast<unsigned long long>(st.steps),
-                static_cast<long long>(sst.preemptions), forward_s, sample_s, sched_s);
-  } else {
-    std::printf("model %s, %d threads, %s kernels\n", path.c_str(), rt->pool->size(), hal::isa_name(rt->backend->isa()));
-    std::printf("%lld streams, %lld requests of %lld prompt + %lld output tokens, %.2f s wall, %llu steps, %lld preemptions\n",
-                *streams, *requests, *prompt_tokens, *max_tokens, wall, static_cast<unsigned long long>(st.steps),
-                static_cast<long long>(sst.preemptions));
-    std::printf("| metric | p50 | p99 |\n|---|---|---|\n");
-    std::printf("| TTFT | %.1f ms | %.1f ms |\n", s_ttft.p50 * 1e3, s_ttft.p99 * 1e3);
-    std::printf("| time per output token | %.1f ms | %.1f ms |\n", s_tpot.p50 * 1e3, s_tpot.p99 * 1e3);
-    std::printf("| end-to-end latency | %.2f s | %.2f s |\n", s_e2e.p50, s_e2e.p99);
-    std::printf("generation throughput: %.1f tok/s (output tokens / wall time)\n", gen_tok_s);
-    std::printf("total throughput: %.1f tok/s ((prompt + output tokens) / wall time)\n", total_tok_s);
-    std::printf("decode-only steps: %lld, %.1f tok/s while decoding\n", static_cast<long long>(decode_only_steps),
-                decode_tok_s);
-    std::printf("time: forward %.2f s, sampling %.3f s, scheduling %.3f s\n", forward_s, sample_s, sched_s);
-  }
+  print_streams(*rt, so, *main_run, one, args.has("--json"));
   return 0;
 }
 
