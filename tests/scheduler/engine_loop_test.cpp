@@ -190,6 +190,27 @@ SamplingParams greedy() {
   return p;
 }
 
+// `n` greedy requests of tenant acme: one 80-token prefix (five blocks), 6 distinct tokens
+// after it, 8 tokens to generate.
+std::vector<GenerationRequest> shared_prefix_requests(const Model& m, int n) {
+  const std::vector<int32_t> prefix = random_tokens(m, 80, 7);
+  std::vector<GenerationRequest> reqs;
+  for (int i = 0; i < n; ++i) {
+    GenerationRequest r;
+    r.id = static_cast<RequestId>(i + 1);
+    r.prompt = prefix;
+    const std::vector<int32_t> suffix = random_tokens(m, 6, static_cast<uint32_t>(100 + i));
+    r.prompt.insert(r.prompt.end(), suffix.begin(), suffix.end());
+    r.max_tokens = 8;
+    r.sampling = greedy();
+    r.ignore_eos = true;
+    r.tenant = "acme";
+    r.cache_salt = "acme";
+    reqs.push_back(r);
+  }
+  return reqs;
+}
+
 SchedulerConfig config_for(int32_t num_blocks, int32_t budget) {
   SchedulerConfig c;
   c.model_id = "test-model";
@@ -257,21 +278,7 @@ TEST(EngineLoop, SeededSamplingInABatchEqualsSamplingAlone) {
 TEST(EngineLoop, PrefixHitComputesFewerTokensAndGeneratesTheSame) {
   std::unique_ptr<Model> m = tiny_model();
   Backend b(2);
-  const std::vector<int32_t> prefix = random_tokens(*m, 80, 7);
-  std::vector<GenerationRequest> reqs;
-  for (int i = 0; i < 2; ++i) {
-    GenerationRequest r;
-    r.id = static_cast<RequestId>(i + 1);
-    r.prompt = prefix;
-    const std::vector<int32_t> suffix = random_tokens(*m, 6, static_cast<uint32_t>(100 + i));
-    r.prompt.insert(r.prompt.end(), suffix.begin(), suffix.end());
-    r.max_tokens = 8;
-    r.sampling = greedy();
-    r.ignore_eos = true;
-    r.tenant = "acme";
-    r.cache_salt = "acme";
-    reqs.push_back(r);
-  }
+  const std::vector<GenerationRequest> reqs = shared_prefix_requests(*m, 2);
   Driver d(*m, b.be, config_for(64, 512));
   check_ok(d.loop.add(reqs[0]));
   d.drain();
@@ -303,21 +310,7 @@ TEST(EngineLoop, PrefixFromHostRamAndDiskGivesBitIdenticalLogits) {
   std::unique_ptr<Model> m = tiny_model();
   Backend b(2);
   sn::testing::TempDir dir;
-  const std::vector<int32_t> prefix = random_tokens(*m, 80, 7);
-  std::vector<GenerationRequest> reqs;
-  for (int i = 0; i < 3; ++i) {
-    GenerationRequest r;
-    r.id = static_cast<RequestId>(i + 1);
-    r.prompt = prefix;
-    const std::vector<int32_t> suffix = random_tokens(*m, 6, static_cast<uint32_t>(100 + i));
-    r.prompt.insert(r.prompt.end(), suffix.begin(), suffix.end());
-    r.max_tokens = 8;
-    r.sampling = greedy();
-    r.ignore_eos = true;
-    r.tenant = "acme";
-    r.cache_salt = "acme";
-    reqs.push_back(r);
-  }
+  const std::vector<GenerationRequest> reqs = shared_prefix_requests(*m, 3);
   Driver d(*m, b.be, config_for(64, 512));
   check_ok(d.loop.enable_tiers(sn::storage::posix_env(),
                                {.host_bytes = 16ull << 20, .disk_dirs = {dir.path()}, .disk_bytes_per_dir = 64ull << 20}));
