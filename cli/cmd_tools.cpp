@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "supernode/engine/model_gen.h"
 #include "supernode/hal/cpu_features.h"
+#include "supernode/hal/gpu.h"
 #include "supernode/hal/topology.h"
 
 namespace sn::cli {
@@ -94,7 +95,10 @@ int cmd_inspect(int argc, char** argv) {
 }
 
 int cmd_hw(int argc, char** argv) {
-  Args args("hw", "", "Prints what the hardware abstraction layer found: CPU features, kernel family, topology.", {});
+  Args args("hw", "[--no-gpu-bandwidth]",
+            "Prints what the hardware abstraction layer found: CPU features, kernel family, topology,\n"
+            "NVIDIA GPUs (with their measured copy bandwidth).",
+            {{{"--no-gpu-bandwidth"}, "", "skip timing copies on each GPU (about 0.2 s per GPU)", ""}});
   if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
   const hal::CpuFeatures& f = hal::cpu_features();
   std::printf("cpu: %s (%s)\n", f.brand.c_str(), f.vendor.c_str());
@@ -116,6 +120,8 @@ int cmd_hw(int argc, char** argv) {
   Result<hal::Topology> topo = hal::discover_topology();
   if (!topo.ok()) return runtime_error(topo.status());
   std::printf("%s", hal::describe_topology(*topo).c_str());
+  const hal::GpuReport gpus = hal::discover_gpus({.measure_bandwidth = !args.has("--no-gpu-bandwidth")});
+  std::printf("%s", hal::describe_gpus(gpus).c_str());
   return 0;
 }
 

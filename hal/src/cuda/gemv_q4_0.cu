@@ -1,0 +1,10 @@
+// The GEMV for q4_0 weights (gemv.cuh's driver with its traits), in its own
+// translation unit so the six weight types compile in parallel.
+// Thread safety: see kernels.h.
+#include "cuda/gemv.cuh"
+
+namespace sn::hal::cuda {
+
+cudaError_t launch_gemv_q4_0(const GemvArgs& a, cudaStream_t stream) { return gemv::launch<gemv::Q4_0>(a, stream); }
+
+}  // namespace sn::hal::cuda
