@@ -1,0 +1,187 @@
+// StateStore: the box's durable state in one SQLite database (WAL mode): tenants, API keys
+// (only a salted hash is stored; the key is shown once, at creation), per-key usage by the
+// minute, the append-only audit log chained by SHA-256, settings, and the model catalog.
+// The daemon opens it at start over STATE_DIR/state.db; the admin CLI reaches it through
+// the daemon. Schema changes are versioned migrations (PRAGMA user_version), applied in
+// order at open, each in its own transaction.
+//
+//   Result<std::unique_ptr<StateStore>> st = StateStore::open("/var/lib/supernode/state.db");
+//   Result<std::optional<NewApiKey>> first = (*st)->bootstrap();   // empty db: tenant default + key
+//   Result<std::optional<ApiKeyRecord>> who = (*st)->authenticate(bearer_token);
+//   (*st)->record_usage(who->key_id, now_minute, prompt_tokens, completion_tokens);
+//
+// Writes go through one writer thread (SQLite allows one writer; queuing them keeps callers
+// from contending on its lock). Usage is buffered in memory and written by that thread in
+// one transaction per flush interval (default 1 s), so a crash loses at most the usage of
+// the last interval, never a committed row (synchronous=FULL). Reads use their own
+// connection and see every committed write.
+//
+// Keys look like `sk-sn-<key id: 16 hex>-<secret: 43 base64url chars, 256 bits>`. The key id
+// is public (it names the key in lists, logs and the audit log); the secret is stored as
+// SHA-256(salt || secret) with a per-key random salt and compared in constant time. A
+// 256-bit random secret needs no slow password hash: it cannot be guessed offline.
+//
+// Audit: each row's hash is SHA-256 over the previous row's hash and the row's fields, each
+// length-framed, so editing, inserting or deleting a row breaks every later hash;
+// verify_audit() recomputes the chain.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "supernode/base/status.h"
+
+namespace sn::storage {
+
+// Quotas of a tenant or a key; 0 (or empty) means no limit of that kind.
+struct Limits {
+  int64_t rpm = 0;                  // requests per minute
+  int64_t tpm = 0;                  // prompt + completion tokens per minute
+  int64_t concurrency = 0;          // requests in flight
+  std::vector<std::string> models;  // allowed model ids; empty: all
+
+  friend bool operator==(const Limits&, const Limits&) = default;
+};
+
+struct TenantRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string cache_salt;  // the prefix-cache salt of the tenant's requests (random at creation)
+  Limits limits;
+  int64_t created_us = 0;
+};
+
+struct ApiKeyRecord {
+  std::string key_id;  // public: the 16 hex digits in the key
+  std::string tenant;
+  Limits limits;
+  std::string label;
+  int64_t created_us = 0;
+  std::optional<int64_t> revoked_us;
+};
+
+struct NewApiKey {
+  std::string key;  // the whole key: shown once, never stored
+  ApiKeyRecord record;
+};
+
+struct UsageRow {
+  std::string key_id;
+  std::string tenant;
+  int64_t minute = 0;  // Unix time / 60
+  int64_t requests = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+struct AuditRecord {
+  int64_t seq = 0;
+  int64_t time_us = 0;
+  std::string actor;   // who: "admin-socket uid 0", "api key <key id>", "supernoded"
+  std::string action;  // what: "tenant.create", "key.revoke", ...
+  std::string detail;  // never a secret
+  std::string hash;    // hex SHA-256 of the chain up to this row
+};
+
+struct AuditVerification {
+  bool ok = true;
+  int64_t rows = 0;
+  int64_t first_bad_seq = 0;  // when !ok: the first row whose hash does not follow
+  std::string problem;
+};
+
+struct ModelRecord {
+  std::string id;
+  std::string path;
+  std::string sha256;
+  int64_t bytes = 0;
+  int64_t added_us = 0;
+};
+
+struct StateStoreOptions {
+  int64_t usage_flush_interval_ms = 1000;
+};
+
+class StateStore {
+ public:
+  // Opens (creating when missing) the database at `path`, sets WAL mode and applies the
+  // migrations it lacks; starts the writer thread. Errors: io_error (cannot open or write),
+  // corruption (not a SQLite database, or a schema newer than this build knows).
+  [[nodiscard]] static Result<std::unique_ptr<StateStore>> open(const std::string& path,
+                                                               const StateStoreOptions& options = {});
+  // Flushes buffered usage, stops the writer thread, closes the connections.
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // The schema version in force (the number of migrations applied).
+  [[nodiscard]] int64_t schema_version() const;
+
+  // On a database without tenants: creates tenant "default" and one API key for it, and
+  // returns the key (to be written where the admin can read it). nullopt otherwise.
+  [[nodiscard]] Result<std::optional<NewApiKey>> bootstrap();
+
+  // Tenants. Names: 1-64 of [A-Za-z0-9._-]. create_tenant fails with invalid_argument when
+  // the name is taken or malformed.
+  [[nodiscard]] Result<TenantRecord> create_tenant(std::string_view name, const Limits& limits, std::string_view actor);
+  [[nodiscard]] Result<std::vector<TenantRecord>> list_tenants() const;
+  [[nodiscard]] Result<std::optional<TenantRecord>> find_tenant(std::string_view name) const;
+  [[nodiscard]] Status set_tenant_limits(std::string_view name, const Limits& limits, std::string_view actor);
+
+  // API keys. create_key fails with not_found when the tenant does not exist.
+  [[nodiscard]] Result<NewApiKey> create_key(std::string_view tenant, const Limits& limits, std::string_view label,
+                                             std::string_view actor);
+  // Keys of `tenant` (all when empty), revoked ones included.
+  [[nodiscard]] Result<std::vector<ApiKeyRecord>> list_keys(std::string_view tenant = {}) const;
+  // not_found when no such key id; revoking twice is ok.
+  [[nodiscard]] Status revoke_key(std::string_view key_id, std::string_view actor);
+  // The live (not revoked) key whose secret matches, or nullopt for anything else
+  // (malformed, unknown, wrong secret, revoked). Never logs or stores `key`.
+  [[nodiscard]] Result<std::optional<ApiKeyRecord>> authenticate(std::string_view key) const;
+
+  // Usage: counted in memory now, written at the next flush (the writer thread flushes every
+  // usage_flush_interval_ms). Never fails; the counts are lost only if the process dies
+  // before that flush.
+  void record_usage(std::string_view key_id, int64_t minute, int64_t prompt_tokens, int64_t completion_tokens);
+  // Writes buffered usage now and waits for it.
+  [[nodiscard]] Status flush_usage();
+  // Rows with minute >= since_minute, for `tenant` (all when empty), oldest first.
+  [[nodiscard]] Result<std::vector<UsageRow>> usage(int64_t since_minute, std::string_view tenant = {}) const;
+
+  // Audit log: appended in order; `detail` must not hold a secret.
+  [[nodiscard]] Status audit(std::string_view actor, std::string_view action, std::string_view detail);
+  [[nodiscard]] Result<std::vector<AuditRecord>> audit_log(int64_t after_seq = 0, int64_t limit = 1000) const;
+  [[nodiscard]] Result<AuditVerification> verify_audit() const;
+
+  // Settings: a string map.
+  [[nodiscard]] Status set_setting(std::string_view key, std::string_view value, std::string_view actor);
+  [[nodiscard]] Result<std::optional<std::string>> setting(std::string_view key) const;
+
+  // Model catalog.
+  [[nodiscard]] Status put_model(const ModelRecord& model, std::string_view actor);
+  [[nodiscard]] Result<std::vector<ModelRecord>> list_models() const;
+  [[nodiscard]] Status remove_model(std::string_view id, std::string_view actor);
+
+  // An online, consistent copy of the whole database into `path` (SQLite's backup API; the
+  // store keeps serving). The file is written next to `path` and renamed into place.
+  [[nodiscard]] Status backup(const std::string& path) const;
+
+  class Impl;
+
+ private:
+  explicit StateStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checks a backup (or any state file) before a restore: opens it read-only, runs SQLite's
+// integrity check and verifies the audit chain. The daemon restores by replacing state.db
+// with a checked file while stopped.
+[[nodiscard]] Result<AuditVerification> check_state_file(const std::string& path);
+
+}  // namespace sn::storage

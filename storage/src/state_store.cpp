@@ -1,0 +1,848 @@
+// The state store (state_store.h): SQLite with one writer thread. Every write is a task run
+// by that thread inside BEGIN IMMEDIATE ... COMMIT, so a write and its audit row commit
+// together or not at all; reads use a second connection under a mutex (WAL lets them run
+// beside the writer). Usage counts wait in a map until the writer's next flush.
+#include "supernode/storage/state_store.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <utility>
+
+#include "sqlite_db.h"
+
+namespace sn::storage {
+namespace {
+
+using Hash = std::array<uint8_t, 32>;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Hash sha256(std::string_view data) {
+  Hash h{};
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), h.data(), &n, EVP_sha256(), nullptr);
+  return h;
+}
+
+std::string hex(std::span<const uint8_t> b) {
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  s.reserve(b.size() * 2);
+  for (uint8_t c : b) {
+    s.push_back(d[c >> 4]);
+    s.push_back(d[c & 15]);
+  }
+  return s;
+}
+
+std::string base64url(std::span<const uint8_t> b) {
+  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string s;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (uint8_t c : b) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      s.push_back(a[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) s.push_back(a[(acc << (6 - bits)) & 63]);
+  return s;
+}
+
+Result<std::string> random_bytes(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    return Status::internal("random bytes", "the system random generator failed");
+  }
+  return out;
+}
+
+std::span<const uint8_t> bytes_of(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+void put_framed(std::string& out, std::string_view field) {
+  const auto n = static_cast<uint32_t>(field.size());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
+  out.append(field);
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+// The hash of audit row `seq` given the previous row's hash (32 zero bytes before the first).
+Hash audit_hash(std::string_view prev, int64_t seq, int64_t time_us, std::string_view actor, std::string_view action,
+                std::string_view detail) {
+  std::string m = "supernode-audit-v1";
+  m.append(prev);
+  put_u64(m, static_cast<uint64_t>(seq));
+  put_u64(m, static_cast<uint64_t>(time_us));
+  put_framed(m, actor);
+  put_framed(m, action);
+  put_framed(m, detail);
+  return sha256(m);
+}
+
+std::string join_models(const std::vector<std::string>& m) {
+  std::string s;
+  for (const std::string& x : m) {
+    if (!s.empty()) s.push_back('\n');
+    s += x;
+  }
+  return s;
+}
+
+std::vector<std::string> split_models(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t end = s.find('\n', start);
+    if (end == std::string::npos) end = s.size();
+    out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+Status check_limits(const Limits& l) {
+  if (l.rpm < 0 || l.tpm < 0 || l.concurrency < 0) {
+    return Status::invalid_argument("limits", "rpm, tpm and concurrency must be 0 (no limit) or positive");
+  }
+  for (const std::string& m : l.models) {
+    if (m.empty() || m.find('\n') != std::string::npos) {
+      return Status::invalid_argument("limits", "model ids must be non-empty single lines");
+    }
+  }
+  return Status::ok();
+}
+
+Status check_name(std::string_view what, std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return Status::invalid_argument(what, "must be 1 to 64 characters, is " + std::to_string(name.size()));
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                    c == '-';
+    if (!ok) return Status::invalid_argument(what, "'" + std::string(name) + "' may hold only letters, digits, '.', '_', '-'");
+  }
+  return Status::ok();
+}
+
+constexpr std::string_view kKeyPrefix = "sk-sn-";
+constexpr size_t kKeyIdLen = 16;
+constexpr size_t kSecretBytes = 32;
+
+// Migration i takes the schema from version i to i + 1. Append only; never edit one.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE tenants(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  cache_salt TEXT NOT NULL,
+  rpm INTEGER NOT NULL, tpm INTEGER NOT NULL, concurrency INTEGER NOT NULL, models TEXT NOT NULL,
+  created_us INTEGER NOT NULL);
+CREATE TABLE api_keys(
+  key_id TEXT PRIMARY KEY,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  salt BLOB NOT NULL, hash BLOB NOT NULL, label TEXT NOT NULL,
+  rpm INTEGER NOT NULL, tpm INTEGER NOT NULL, concurrency INTEGER NOT NULL, models TEXT NOT NULL,
+  created_us INTEGER NOT NULL, revoked_us INTEGER);
+CREATE INDEX api_keys_by_tenant ON api_keys(tenant_id);
+CREATE TABLE usage(
+  key_id TEXT NOT NULL, minute INTEGER NOT NULL,
+  requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+  PRIMARY KEY(key_id, minute)) WITHOUT ROWID;
+CREATE INDEX usage_by_minute ON usage(minute);
+CREATE TABLE audit(
+  seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL,
+  actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, hash BLOB NOT NULL);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE models(id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
+                    added_us INTEGER NOT NULL);
+CREATE TABLE admin_users(name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, created_us INTEGER NOT NULL);
+)sql",
+};
+constexpr int64_t kSchemaVersion = static_cast<int64_t>(std::size(kMigrations));
+
+Result<int64_t> user_version(sql::Db& db) {
+  Result<sql::Stmt> st = db.prepare("PRAGMA user_version");
+  if (!st.ok()) return st.status();
+  Result<bool> row = st->step();
+  if (!row.ok()) return row.status();
+  return *row ? st->i64(0) : 0;
+}
+
+Result<AuditVerification> verify_chain(sql::Db& db) {
+  AuditVerification v;
+  Result<sql::Stmt> st = db.prepare("SELECT seq, time_us, actor, action, detail, hash FROM audit ORDER BY seq");
+  if (!st.ok()) return st.status();
+  std::string prev(32, '\0');
+  int64_t expect = 1;
+  for (;;) {
+    Result<bool> row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    const int64_t seq = st->i64(0);
+    ++v.rows;
+    if (seq != expect) {
+      v.ok = false;
+      v.first_bad_seq = seq;
+      v.problem = "row " + std::to_string(expect) + " is missing (the next row is " + std::to_string(seq) + ")";
+      return v;
+    }
+    const Hash h = audit_hash(prev, seq, st->i64(1), st->text(2), st->text(3), st->text(4));
+    const std::string stored = st->blob(5);
+    if (stored.size() != h.size() || std::memcmp(stored.data(), h.data(), h.size()) != 0) {
+      v.ok = false;
+      v.first_bad_seq = seq;
+      v.problem = "row " + std::to_string(seq) + " does not match its hash (edited, or an earlier row was)";
+      return v;
+    }
+    prev.assign(reinterpret_cast<const char*>(h.data()), h.size());
+    ++expect;
+  }
+  return v;
+}
+
+}  // namespace
+
+class StateStore::Impl {
+ public:
+  Impl(std::string path, StateStoreOptions options) : path_(std::move(path)), options_(options) {}
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+  }
+
+  Status open() {
+    Result<sql::Db> w = sql::Db::open(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (!w.ok()) return w.status();
+    write_ = std::move(*w);
+    // Not a database at all shows up here, at the first read of the file.
+    Result<int64_t> version = user_version(write_);
+    if (!version.ok()) return Status::corruption("state db " + path_, version.status().message());
+    SN_RETURN_IF_ERROR(write_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+    if (*version > kSchemaVersion) {
+      return Status::corruption("state db " + path_, "schema version " + std::to_string(*version) +
+                                                         " is newer than this build knows (" +
+                                                         std::to_string(kSchemaVersion) + ")");
+    }
+    for (int64_t v = *version; v < kSchemaVersion; ++v) {
+      SN_RETURN_IF_ERROR(write_.exec("BEGIN IMMEDIATE"));
+      Status s = write_.exec(kMigrations[v]);
+      if (s.is_ok()) s = write_.exec("PRAGMA user_version=" + std::to_string(v + 1));
+      if (!s.is_ok()) {
+        (void)write_.exec("ROLLBACK");
+        return s.with_context("migration " + std::to_string(v + 1));
+      }
+      SN_RETURN_IF_ERROR(write_.exec("COMMIT"));
+    }
+    version_ = kSchemaVersion;
+    Result<sql::Db> r = sql::Db::open(path_, SQLITE_OPEN_READONLY);
+    if (!r.ok()) return r.status();
+    read_ = std::move(*r);
+    writer_ = std::thread([this] { writer_main(); });
+    return Status::ok();
+  }
+
+  int64_t version() const { return version_; }
+
+  // Runs `f` on the writer thread inside one transaction; waits for it.
+  Status write(std::function<Status(sql::Db&)> f) {
+    std::promise<Status> done;
+    std::future<Status> result = done.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back([f = std::move(f), &done](sql::Db& db) {
+        Status s = db.exec("BEGIN IMMEDIATE");
+        if (s.is_ok()) {
+          s = f(db);
+          if (s.is_ok()) {
+            s = db.exec("COMMIT");
+          } else {
+            (void)db.exec("ROLLBACK");
+          }
+        }
+        done.set_value(s);
+      });
+    }
+    cv_.notify_all();
+    return result.get();
+  }
+
+  // Runs `f` with the read connection.
+  template <class F>
+  auto read(F&& f) const {
+    std::lock_guard<std::mutex> lock(read_mu_);
+    return f(const_cast<sql::Db&>(read_));
+  }
+
+  void add_usage(std::string_view key_id, int64_t minute, int64_t prompt, int64_t completion) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Counts& c = usage_[{std::string(key_id), minute}];
+    c.requests += 1;
+    c.prompt += prompt;
+    c.completion += completion;
+  }
+
+  Status flush_usage() {
+    return write([this](sql::Db& db) { return write_usage(db); });
+  }
+
+  // Appends an audit row inside the caller's write transaction.
+  static Status append_audit(sql::Db& db, std::string_view actor, std::string_view action, std::string_view detail) {
+    Result<sql::Stmt> last = db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    if (!last.ok()) return last.status();
+    Result<bool> row = last->step();
+    if (!row.ok()) return row.status();
+    const int64_t seq = *row ? last->i64(0) + 1 : 1;
+    const std::string prev = *row ? last->blob(1) : std::string(32, '\0');
+    const int64_t t = now_us();
+    const Hash h = audit_hash(prev, seq, t, actor, action, detail);
+    Result<sql::Stmt> ins = db.prepare("INSERT INTO audit(seq, time_us, actor, action, detail, hash) VALUES(?,?,?,?,?,?)");
+    if (!ins.ok()) return ins.status();
+    return ins->bind(1, seq).bind(2, t).bind(3, actor).bind(4, action).bind(5, detail).bind_blob(6, h).run();
+  }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Counts {
+    int64_t requests = 0, prompt = 0, completion = 0;
+  };
+
+  Status write_usage(sql::Db& db) {
+    std::map<std::pair<std::string, int64_t>, Counts> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch.swap(usage_);
+    }
+    if (batch.empty()) return Status::ok();
+    Result<sql::Stmt> st = db.prepare(
+        "INSERT INTO usage(key_id, minute, requests, prompt_tokens, completion_tokens) VALUES(?,?,?,?,?) "
+        "ON CONFLICT(key_id, minute) DO UPDATE SET requests = requests + excluded.requests, "
+        "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+        "completion_tokens = completion_tokens + excluded.completion_tokens");
+    if (!st.ok()) return st.status();
+    for (const auto& [k, c] : batch) {
+      Status s = st->bind(1, k.first).bind(2, k.second).bind(3, c.requests).bind(4, c.prompt).bind(5, c.completion).run();
+      if (!s.is_ok()) {
+        // Put the unwritten counts back for the next flush (the transaction rolls back).
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const auto& [k2, c2] : batch) {
+          Counts& into = usage_[k2];
+          into.requests += c2.requests;
+          into.prompt += c2.prompt;
+          into.completion += c2.completion;
+        }
+        return s;
+      }
+      st->reset();
+    }
+    return Status::ok();
+  }
+
+  void writer_main() {
+    using Clock = std::chrono::steady_clock;
+    auto next_flush = Clock::now() + std::chrono::milliseconds(options_.usage_flush_interval_ms);
+    for (;;) {
+      std::function<void(sql::Db&)> task;
+      bool flush = false;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_until(lock, next_flush, [&] { return stop_ || !tasks_.empty(); });
+        if (!tasks_.empty()) {
+          task = std::move(tasks_.front());
+          tasks_.pop_front();
+        } else if (stop_) {
+          lock.unlock();
+          flush_on_writer();  // the last counts before closing
+          return;
+        } else {
+          flush = true;
+        }
+      }
+      if (task) task(write_);
+      if (flush || Clock::now() >= next_flush) {
+        flush_on_writer();
+        next_flush = Clock::now() + std::chrono::milliseconds(options_.usage_flush_interval_ms);
+      }
+    }
+  }
+
+  void flush_on_writer() {
+    if (!write_.exec("BEGIN IMMEDIATE").is_ok()) return;
+    if (write_usage(write_).is_ok()) {
+      if (!write_.exec("COMMIT").is_ok()) (void)write_.exec("ROLLBACK");
+    } else {
+      (void)write_.exec("ROLLBACK");
+    }
+  }
+
+  std::string path_;
+  StateStoreOptions options_;
+  int64_t version_ = 0;
+  sql::Db write_;                  // writer thread only (after open)
+  sql::Db read_;
+  mutable std::mutex read_mu_;     // guards read_
+  std::mutex mu_;                  // guards tasks_, usage_, stop_
+  std::condition_variable cv_;
+  std::deque<std::function<void(sql::Db&)>> tasks_;
+  std::map<std::pair<std::string, int64_t>, Counts> usage_;
+  bool stop_ = false;
+  std::thread writer_;
+};
+
+namespace {
+
+Limits limits_from(const sql::Stmt& st, int first_col) {
+  Limits l;
+  l.rpm = st.i64(first_col);
+  l.tpm = st.i64(first_col + 1);
+  l.concurrency = st.i64(first_col + 2);
+  l.models = split_models(st.text(first_col + 3));
+  return l;
+}
+
+Result<std::optional<TenantRecord>> tenant_by_name(sql::Db& db, std::string_view name) {
+  Result<sql::Stmt> st =
+      db.prepare("SELECT id, name, cache_salt, rpm, tpm, concurrency, models, created_us FROM tenants WHERE name = ?");
+  if (!st.ok()) return st.status();
+  st->bind(1, name);
+  Result<bool> row = st->step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<TenantRecord>();
+  TenantRecord t;
+  t.id = st->i64(0);
+  t.name = st->text(1);
+  t.cache_salt = st->text(2);
+  t.limits = limits_from(*st, 3);
+  t.created_us = st->i64(7);
+  return std::optional<TenantRecord>(std::move(t));
+}
+
+std::string describe(const Limits& l) {
+  return "rpm " + std::to_string(l.rpm) + ", tpm " + std::to_string(l.tpm) + ", concurrency " +
+         std::to_string(l.concurrency) + ", models " + (l.models.empty() ? std::string("all") : join_models(l.models));
+}
+
+// Creates a key for tenant `t` inside a write transaction.
+Result<NewApiKey> insert_key(sql::Db& db, const TenantRecord& t, const Limits& limits, std::string_view label) {
+  Result<std::string> id_bytes = random_bytes(kKeyIdLen / 2);
+  Result<std::string> secret_bytes = random_bytes(kSecretBytes);
+  Result<std::string> salt = random_bytes(16);
+  for (const Status* s : {&id_bytes.status(), &secret_bytes.status(), &salt.status()}) {
+    if (!s->is_ok()) return *s;
+  }
+  NewApiKey k;
+  k.record.key_id = hex(bytes_of(*id_bytes));
+  const std::string secret = base64url(bytes_of(*secret_bytes));
+  k.key = std::string(kKeyPrefix) + k.record.key_id + "-" + secret;
+  k.record.tenant = t.name;
+  k.record.limits = limits;
+  k.record.label = std::string(label);
+  k.record.created_us = now_us();
+  const Hash h = sha256(*salt + secret);
+  Result<sql::Stmt> st = db.prepare(
+      "INSERT INTO api_keys(key_id, tenant_id, salt, hash, label, rpm, tpm, concurrency, models, created_us) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?)");
+  if (!st.ok()) return st.status();
+  SN_RETURN_IF_ERROR(st->bind(1, k.record.key_id)
+                         .bind(2, t.id)
+                         .bind_blob(3, bytes_of(*salt))
+                         .bind_blob(4, h)
+                         .bind(5, label)
+                         .bind(6, limits.rpm)
+                         .bind(7, limits.tpm)
+                         .bind(8, limits.concurrency)
+                         .bind(9, join_models(limits.models))
+                         .bind(10, k.record.created_us)
+                         .run());
+  return k;
+}
+
+Result<TenantRecord> insert_tenant(sql::Db& db, std::string_view name, const Limits& limits) {
+  Result<std::optional<TenantRecord>> existing = tenant_by_name(db, name);
+  if (!existing.ok()) return existing.status();
+  if (*existing) return Status::invalid_argument("tenant " + std::string(name), "already exists");
+  Result<std::string> salt = random_bytes(16);
+  if (!salt.ok()) return salt.status();
+  TenantRecord t;
+  t.name = std::string(name);
+  t.cache_salt = "tenant:" + hex(bytes_of(*salt));
+  t.limits = limits;
+  t.created_us = now_us();
+  Result<sql::Stmt> st = db.prepare(
+      "INSERT INTO tenants(name, cache_salt, rpm, tpm, concurrency, models, created_us) VALUES(?,?,?,?,?,?,?)");
+  if (!st.ok()) return st.status();
+  SN_RETURN_IF_ERROR(st->bind(1, name)
+                         .bind(2, t.cache_salt)
+                         .bind(3, limits.rpm)
+                         .bind(4, limits.tpm)
+                         .bind(5, limits.concurrency)
+                         .bind(6, join_models(limits.models))
+                         .bind(7, t.created_us)
+                         .run());
+  t.id = sqlite3_last_insert_rowid(db.raw());
+  return t;
+}
+
+}  // namespace
+
+StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StateStore::~StateStore() = default;
+
+Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, const StateStoreOptions& options) {
+  if (options.usage_flush_interval_ms <= 0) {
+    return Status::invalid_argument("state store", "usage flush interval must be positive");
+  }
+  auto impl = std::make_unique<Impl>(path, options);
+  SN_RETURN_IF_ERROR(impl->open());
+  return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+}
+
+int64_t StateStore::schema_version() const { return impl_->version(); }
+
+Result<std::optional<NewApiKey>> StateStore::bootstrap() {
+  std::optional<NewApiKey> out;
+  Status s = impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> n = db.prepare("SELECT COUNT(*) FROM tenants");
+    if (!n.ok()) return n.status();
+    Result<bool> row = n->step();
+    if (!row.ok()) return row.status();
+    if (n->i64(0) > 0) return Status::ok();
+    Result<TenantRecord> t = insert_tenant(db, "default", {});
+    if (!t.ok()) return t.status();
+    Result<NewApiKey> k = insert_key(db, *t, {}, "initial key");
+    if (!k.ok()) return k.status();
+    SN_RETURN_IF_ERROR(Impl::append_audit(db, "supernoded", "bootstrap", "tenant default, key " + k->record.key_id));
+    out = std::move(*k);
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+Result<TenantRecord> StateStore::create_tenant(std::string_view name, const Limits& limits, std::string_view actor) {
+  SN_RETURN_IF_ERROR(check_name("tenant name", name));
+  SN_RETURN_IF_ERROR(check_limits(limits));
+  std::optional<TenantRecord> out;
+  Status s = impl_->write([&](sql::Db& db) -> Status {
+    Result<TenantRecord> t = insert_tenant(db, name, limits);
+    if (!t.ok()) return t.status();
+    SN_RETURN_IF_ERROR(Impl::append_audit(db, actor, "tenant.create", std::string(name) + ": " + describe(limits)));
+    out = std::move(*t);
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return std::move(*out);
+}
+
+Result<std::vector<TenantRecord>> StateStore::list_tenants() const {
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<TenantRecord>> {
+    Result<sql::Stmt> st =
+        db.prepare("SELECT id, name, cache_salt, rpm, tpm, concurrency, models, created_us FROM tenants ORDER BY id");
+    if (!st.ok()) return st.status();
+    std::vector<TenantRecord> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      TenantRecord t;
+      t.id = st->i64(0);
+      t.name = st->text(1);
+      t.cache_salt = st->text(2);
+      t.limits = limits_from(*st, 3);
+      t.created_us = st->i64(7);
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+Result<std::optional<TenantRecord>> StateStore::find_tenant(std::string_view name) const {
+  return impl_->read([&](sql::Db& db) { return tenant_by_name(db, name); });
+}
+
+Status StateStore::set_tenant_limits(std::string_view name, const Limits& limits, std::string_view actor) {
+  SN_RETURN_IF_ERROR(check_limits(limits));
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> st = db.prepare("UPDATE tenants SET rpm = ?, tpm = ?, concurrency = ?, models = ? WHERE name = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(
+        st->bind(1, limits.rpm).bind(2, limits.tpm).bind(3, limits.concurrency).bind(4, join_models(limits.models)).bind(5, name).run());
+    if (sqlite3_changes(db.raw()) == 0) return Status::not_found("tenant " + std::string(name), "no such tenant");
+    return Impl::append_audit(db, actor, "tenant.limits", std::string(name) + ": " + describe(limits));
+  });
+}
+
+Result<NewApiKey> StateStore::create_key(std::string_view tenant, const Limits& limits, std::string_view label,
+                                         std::string_view actor) {
+  SN_RETURN_IF_ERROR(check_limits(limits));
+  if (label.size() > 200) return Status::invalid_argument("key label", "longer than 200 characters");
+  std::optional<NewApiKey> out;
+  Status s = impl_->write([&](sql::Db& db) -> Status {
+    Result<std::optional<TenantRecord>> t = tenant_by_name(db, tenant);
+    if (!t.ok()) return t.status();
+    if (!*t) return Status::not_found("tenant " + std::string(tenant), "no such tenant");
+    Result<NewApiKey> k = insert_key(db, **t, limits, label);
+    if (!k.ok()) return k.status();
+    SN_RETURN_IF_ERROR(Impl::append_audit(db, actor, "key.create",
+                                          "key " + k->record.key_id + " for tenant " + std::string(tenant) + ": " +
+                                              describe(limits)));
+    out = std::move(*k);
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return std::move(*out);
+}
+
+Result<std::vector<ApiKeyRecord>> StateStore::list_keys(std::string_view tenant) const {
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<ApiKeyRecord>> {
+    Result<sql::Stmt> st = db.prepare(
+        "SELECT k.key_id, t.name, k.rpm, k.tpm, k.concurrency, k.models, k.label, k.created_us, k.revoked_us "
+        "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE ? = '' OR t.name = ? ORDER BY k.created_us, k.key_id");
+    if (!st.ok()) return st.status();
+    st->bind(1, tenant).bind(2, tenant);
+    std::vector<ApiKeyRecord> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      ApiKeyRecord k;
+      k.key_id = st->text(0);
+      k.tenant = st->text(1);
+      k.limits = limits_from(*st, 2);
+      k.label = st->text(6);
+      k.created_us = st->i64(7);
+      if (!st->is_null(8)) k.revoked_us = st->i64(8);
+      out.push_back(std::move(k));
+    }
+    return out;
+  });
+}
+
+Status StateStore::revoke_key(std::string_view key_id, std::string_view actor) {
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> st = db.prepare("UPDATE api_keys SET revoked_us = COALESCE(revoked_us, ?) WHERE key_id = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, now_us()).bind(2, key_id).run());
+    if (sqlite3_changes(db.raw()) == 0) return Status::not_found("key " + std::string(key_id), "no such key");
+    return Impl::append_audit(db, actor, "key.revoke", "key " + std::string(key_id));
+  });
+}
+
+Result<std::optional<ApiKeyRecord>> StateStore::authenticate(std::string_view key) const {
+  const size_t secret_len = (kSecretBytes * 8 + 5) / 6;
+  if (key.size() != kKeyPrefix.size() + kKeyIdLen + 1 + secret_len || key.substr(0, kKeyPrefix.size()) != kKeyPrefix ||
+      key[kKeyPrefix.size() + kKeyIdLen] != '-') {
+    return std::optional<ApiKeyRecord>();
+  }
+  const std::string_view key_id = key.substr(kKeyPrefix.size(), kKeyIdLen);
+  const std::string_view secret = key.substr(kKeyPrefix.size() + kKeyIdLen + 1);
+  return impl_->read([&](sql::Db& db) -> Result<std::optional<ApiKeyRecord>> {
+    Result<sql::Stmt> st = db.prepare(
+        "SELECT k.salt, k.hash, t.name, k.rpm, k.tpm, k.concurrency, k.models, k.label, k.created_us, k.revoked_us "
+        "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = ?");
+    if (!st.ok()) return st.status();
+    st->bind(1, key_id);
+    Result<bool> row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) return std::optional<ApiKeyRecord>();
+    const Hash h = sha256(st->blob(0) + std::string(secret));
+    const std::string stored = st->blob(1);
+    if (stored.size() != h.size() || CRYPTO_memcmp(stored.data(), h.data(), h.size()) != 0) {
+      return std::optional<ApiKeyRecord>();
+    }
+    if (!st->is_null(9)) return std::optional<ApiKeyRecord>();  // revoked
+    ApiKeyRecord k;
+    k.key_id = std::string(key_id);
+    k.tenant = st->text(2);
+    k.limits = limits_from(*st, 3);
+    k.label = st->text(7);
+    k.created_us = st->i64(8);
+    return std::optional<ApiKeyRecord>(std::move(k));
+  });
+}
+
+void StateStore::record_usage(std::string_view key_id, int64_t minute, int64_t prompt_tokens, int64_t completion_tokens) {
+  impl_->add_usage(key_id, minute, prompt_tokens, completion_tokens);
+}
+
+Status StateStore::flush_usage() { return impl_->flush_usage(); }
+
+Result<std::vector<UsageRow>> StateStore::usage(int64_t since_minute, std::string_view tenant) const {
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<UsageRow>> {
+    Result<sql::Stmt> st = db.prepare(
+        "SELECT u.key_id, t.name, u.minute, u.requests, u.prompt_tokens, u.completion_tokens FROM usage u "
+        "JOIN api_keys k ON k.key_id = u.key_id JOIN tenants t ON t.id = k.tenant_id "
+        "WHERE u.minute >= ? AND (? = '' OR t.name = ?) ORDER BY u.minute, u.key_id");
+    if (!st.ok()) return st.status();
+    st->bind(1, since_minute).bind(2, tenant).bind(3, tenant);
+    std::vector<UsageRow> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back({st->text(0), st->text(1), st->i64(2), st->i64(3), st->i64(4), st->i64(5)});
+    }
+    return out;
+  });
+}
+
+Status StateStore::audit(std::string_view actor, std::string_view action, std::string_view detail) {
+  return impl_->write([&](sql::Db& db) { return Impl::append_audit(db, actor, action, detail); });
+}
+
+Result<std::vector<AuditRecord>> StateStore::audit_log(int64_t after_seq, int64_t limit) const {
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<AuditRecord>> {
+    Result<sql::Stmt> st =
+        db.prepare("SELECT seq, time_us, actor, action, detail, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
+    if (!st.ok()) return st.status();
+    st->bind(1, after_seq).bind(2, limit);
+    std::vector<AuditRecord> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      const std::string h = st->blob(5);
+      out.push_back({st->i64(0), st->i64(1), st->text(2), st->text(3), st->text(4), hex(bytes_of(h))});
+    }
+    return out;
+  });
+}
+
+Result<AuditVerification> StateStore::verify_audit() const {
+  return impl_->read([&](sql::Db& db) { return verify_chain(db); });
+}
+
+Status StateStore::set_setting(std::string_view key, std::string_view value, std::string_view actor) {
+  if (key.empty()) return Status::invalid_argument("setting", "empty key");
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> st = db.prepare("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, key).bind(2, value).run());
+    return Impl::append_audit(db, actor, "setting.set", std::string(key));
+  });
+}
+
+Result<std::optional<std::string>> StateStore::setting(std::string_view key) const {
+  return impl_->read([&](sql::Db& db) -> Result<std::optional<std::string>> {
+    Result<sql::Stmt> st = db.prepare("SELECT value FROM settings WHERE key = ?");
+    if (!st.ok()) return st.status();
+    st->bind(1, key);
+    Result<bool> row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) return std::optional<std::string>();
+    return std::optional<std::string>(st->text(0));
+  });
+}
+
+Status StateStore::put_model(const ModelRecord& m, std::string_view actor) {
+  SN_RETURN_IF_ERROR(check_name("model id", m.id));
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> st = db.prepare(
+        "INSERT INTO models(id, path, sha256, bytes, added_us) VALUES(?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+        "path = excluded.path, sha256 = excluded.sha256, bytes = excluded.bytes, added_us = excluded.added_us");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, m.id).bind(2, m.path).bind(3, m.sha256).bind(4, m.bytes).bind(5, m.added_us).run());
+    return Impl::append_audit(db, actor, "model.put", m.id + " " + m.path + " sha256 " + m.sha256);
+  });
+}
+
+Result<std::vector<ModelRecord>> StateStore::list_models() const {
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<ModelRecord>> {
+    Result<sql::Stmt> st = db.prepare("SELECT id, path, sha256, bytes, added_us FROM models ORDER BY id");
+    if (!st.ok()) return st.status();
+    std::vector<ModelRecord> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back({st->text(0), st->text(1), st->text(2), st->i64(3), st->i64(4)});
+    }
+    return out;
+  });
+}
+
+Status StateStore::remove_model(std::string_view id, std::string_view actor) {
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> st = db.prepare("DELETE FROM models WHERE id = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, id).run());
+    if (sqlite3_changes(db.raw()) == 0) return Status::not_found("model " + std::string(id), "not in the catalog");
+    return Impl::append_audit(db, actor, "model.remove", std::string(id));
+  });
+}
+
+Status StateStore::backup(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  std::remove(tmp.c_str());
+  Result<sql::Db> dest = sql::Db::open(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!dest.ok()) return dest.status().with_context("backup");
+  Status s = impl_->read([&](sql::Db& src) -> Status {
+    sqlite3_backup* b = sqlite3_backup_init(dest->raw(), "main", src.raw(), "main");
+    if (b == nullptr) return Status::io_error("backup to " + path, sqlite3_errmsg(dest->raw()));
+    const int rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) return Status::io_error("backup to " + path, sqlite3_errstr(rc));
+    return Status::ok();
+  });
+  if (s.is_ok()) s = dest->exec("PRAGMA journal_mode=DELETE");  // a single self-contained file
+  *dest = sql::Db();
+  if (!s.is_ok()) {
+    std::remove(tmp.c_str());
+    return s;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::io_error("backup to " + path, "cannot rename the finished copy into place");
+  }
+  return Status::ok();
+}
+
+Result<AuditVerification> check_state_file(const std::string& path) {
+  Result<sql::Db> db = sql::Db::open(path, SQLITE_OPEN_READONLY);
+  if (!db.ok()) return db.status();
+  Result<sql::Stmt> ic = db->prepare("PRAGMA integrity_check");
+  if (!ic.ok()) return Status::corruption("state file " + path, ic.status().message());
+  Result<bool> row = ic->step();
+  if (!row.ok()) return Status::corruption("state file " + path, row.status().message());
+  if (!*row || ic->text(0) != "ok") return Status::corruption("state file " + path, "integrity check: " + ic->text(0));
+  Result<int64_t> v = user_version(*db);
+  if (!v.ok()) return v.status();
+  if (*v < 1 || *v > kSchemaVersion) {
+    return Status::corruption("state file " + path, "schema version " + std::to_string(*v) + " is not one this build knows");
+  }
+  return verify_chain(*db);
+}
+
+}  // namespace sn::storage
