@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "args.h"
+#include "supernode/base/args.h"
 #include "supernode/engine/model.h"
 #include "supernode/hal/cpu_backend.h"
 
@@ -21,6 +21,7 @@ int cmd_logits(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_hw(int argc, char** argv);
 int cmd_gen_model(int argc, char** argv);
+int cmd_render_template(int argc, char** argv);
 
 // Shared plumbing.
 int usage_error(const Status& s);

@@ -16,7 +16,7 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/supernode-ccache}"
 echo "== ASan+UBSan unit tests (build-asan/)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSUPERNODE_SANITIZE=address,undefined -DSUPERNODE_BENCH=OFF -DSUPERNODE_CUDA=OFF >/dev/null
-cmake --build build-asan -j "$jobs" --target base_tests hal_tests engine_tests scheduler_tests storage_tests
+cmake --build build-asan -j "$jobs" --target base_tests hal_tests engine_tests scheduler_tests storage_tests daemon_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
 

@@ -1,4 +1,4 @@
-// A small command-line parser for the `supernode` subcommands: each command declares its
+// A small command-line parser for our binaries (the `supernode` subcommands, supernoded): each declares its
 // options (name, value or flag, help text), and gets --help and clear errors for unknown
 // options, missing values and malformed numbers.
 // Thread safety: used from main() only.
@@ -11,7 +11,7 @@
 
 #include "supernode/base/status.h"
 
-namespace sn::cli {
+namespace sn {
 
 struct OptionSpec {
   std::vector<std::string> names;  // e.g. {"-m", "--model"}
@@ -51,4 +51,4 @@ class Args {
   bool help_ = false;
 };
 
-}  // namespace sn::cli
+}  // namespace sn

@@ -1,12 +1,12 @@
 // See args.h.
-#include "args.h"
+#include "supernode/base/args.h"
 
 #include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
-namespace sn::cli {
+namespace sn {
 
 Args::Args(std::string command, std::string usage, std::string summary, std::vector<OptionSpec> specs)
     : command_(std::move(command)), usage_(std::move(usage)), summary_(std::move(summary)), specs_(std::move(specs)) {}
@@ -132,4 +132,4 @@ Result<double> Args::number(const std::string& name, double fallback, double lo,
   return x;
 }
 
-}  // namespace sn::cli
+}  // namespace sn

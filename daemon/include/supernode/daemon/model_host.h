@@ -1,0 +1,141 @@
+// ModelHost: one served model: its weights, a CPU backend and thread pool, the engine loop
+// (scheduler + forward) and the engine thread that drives it. The HTTP side submits
+// requests and cancels them from any thread; the engine thread turns sampled tokens into
+// text (UTF-8 safe, stop strings held back until they can no longer match) and reports it
+// through each request's sink. Requests of all clients share one continuous batch.
+//
+//   Result<std::unique_ptr<ModelHost>> host = ModelHost::load({.id = "tinyllama", .path = p});
+//   Result<uint64_t> id = (*host)->submit({.prompt = tokens, .max_tokens = 64, ...},
+//                                         [](const HostEvent& ev) { /* engine thread */ });
+//   (*host)->cancel(*id);   // a client went away: its blocks are freed at the next step
+//
+// Thread safety: submit, cancel and the getters may be called from any thread. Sinks run on
+// the engine thread and must not block (post the event to the caller's executor).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "supernode/base/status.h"
+#include "supernode/engine/model.h"
+#include "supernode/engine/sampling.h"
+#include "supernode/hal/cpu_backend.h"
+#include "supernode/hal/thread_pool.h"
+#include "supernode/scheduler/engine_loop.h"
+
+namespace sn::daemon {
+
+struct ModelHostOptions {
+  std::string id;    // the model id clients name
+  std::string path;  // GGUF file
+  int threads = 0;   // compute threads; 0: one per physical core
+  int32_t kv_blocks = 0;  // tier-1 KV blocks of 16 tokens; 0: enough for max_seqs x context
+  int32_t context = 4096; // longest prompt + completion accepted
+  int32_t max_seqs = 16;
+  int32_t max_waiting = 256;
+  scheduler::KvTiersConfig tiers;  // host_bytes 0 and no dirs: tier 1 only
+};
+
+// What a request asks of the model, already tokenized.
+struct HostRequest {
+  std::vector<int32_t> prompt;
+  int32_t max_tokens = 16;
+  engine::SamplingParams sampling;
+  std::vector<std::string> stop;  // stop strings (not part of the output)
+  bool ignore_eos = false;
+  std::string tenant;
+  std::string cache_salt;         // from the tenant, never from the client
+};
+
+enum class HostFinish : uint8_t { kNone, kStop, kLength, kError };
+
+// One report to a request's sink: new text, and/or the end.
+struct HostEvent {
+  std::string text;                   // new output text (may be empty)
+  int32_t n_tokens = 0;               // tokens generated so far
+  HostFinish finish = HostFinish::kNone;
+  Status error;                       // when finish == kError
+  scheduler::RequestMetrics metrics;  // final when finish != kNone
+};
+
+using HostSink = std::function<void(const HostEvent&)>;
+
+class ModelHost {
+ public:
+  // Loads the model, repacks its weights and starts the engine thread. Errors: those of
+  // loading the GGUF, or invalid_argument for the options.
+  [[nodiscard]] static Result<std::unique_ptr<ModelHost>> load(const ModelHostOptions& options);
+  // Stops the engine thread; requests still live get finish kError ("shutting down").
+  ~ModelHost();
+  ModelHost(const ModelHost&) = delete;
+  ModelHost& operator=(const ModelHost&) = delete;
+
+  [[nodiscard]] const std::string& id() const { return options_.id; }
+  [[nodiscard]] const engine::Model& model() const { return *model_; }
+  [[nodiscard]] int32_t context() const { return options_.context; }
+  [[nodiscard]] int64_t created_s() const { return created_s_; }
+
+  // Queues a request; its events go to `sink` on the engine thread, the last one with
+  // finish != kNone. Errors (sink not called): invalid_argument (empty or too long prompt,
+  // bad sampling parameters), resource_exhausted (the waiting queue is full: 429).
+  [[nodiscard]] Result<uint64_t> submit(HostRequest request, HostSink sink);
+  // Drops a request now (no further events). Unknown or finished ids are ignored.
+  void cancel(uint64_t id);
+
+  // Counters for /metrics and status.
+  struct Stats {
+    int32_t running = 0;
+    int32_t waiting = 0;
+    int64_t steps = 0;
+    int64_t tokens_generated = 0;
+  };
+  [[nodiscard]] Stats stats() const;
+
+ private:
+  struct Live {
+    HostSink sink;
+    engine::IncrementalDetokenizer detok;
+    engine::StopMatcher stops;
+    int32_t n_tokens = 0;
+  };
+  struct Submission {
+    uint64_t id;
+    HostRequest request;
+    HostSink sink;
+  };
+
+  explicit ModelHost(const ModelHostOptions& options);
+  void engine_main();
+  void deliver(const scheduler::RequestEvent& ev);
+  void finish(uint64_t id, Live& live, HostFinish how, const scheduler::RequestMetrics& metrics, Status error = {});
+
+  ModelHostOptions options_;
+  int64_t created_s_ = 0;
+  std::unique_ptr<engine::Model> model_;
+  std::unique_ptr<hal::ThreadPool> pool_;
+  std::unique_ptr<hal::CpuBackend> backend_;
+  std::unique_ptr<scheduler::SteadyClock> clock_;
+  std::unique_ptr<scheduler::EngineLoop> loop_;  // engine thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Submission> inbox_;       // guarded by mu_
+  std::vector<uint64_t> cancels_;      // guarded by mu_
+  int32_t queued_ = 0;                 // inbox + waiting, for early 429; guarded by mu_
+  uint64_t next_id_ = 1;               // guarded by mu_
+  bool stop_ = false;                  // guarded by mu_
+  Stats stats_;                        // guarded by mu_
+  std::unordered_map<uint64_t, Live> live_;  // engine thread only
+  std::thread engine_;
+};
+
+}  // namespace sn::daemon

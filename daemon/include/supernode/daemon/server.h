@@ -1,0 +1,58 @@
+// The OpenAI-compatible HTTP API of supernoded (Boost.Beast over Boost.Asio, HTTP/1.1 with
+// keep-alive): GET /healthz and /readyz without a key; with a key (Authorization: Bearer):
+// GET /v1/models, POST /v1/completions (streaming as server-sent events, and not). Errors
+// use OpenAI's error object and status codes. Requests run on the ModelHosts; the tenant's
+// cache salt comes from the StateStore, never from the client.
+//
+//   Server server(ServerOptions{.listen = "127.0.0.1:8080"}, state, hosts);
+//   Status st = server.start();      // binds; then serve on its own threads
+//   server.stop();                   // closes the listener, ends connections
+//
+// Thread safety: start and stop from one thread; the server runs its own I/O threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "supernode/base/status.h"
+#include "supernode/daemon/model_host.h"
+#include "supernode/storage/state_store.h"
+
+namespace sn::daemon {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
+  int io_threads = 2;
+  size_t max_body_bytes = 4u << 20;
+  size_t max_header_bytes = 16u << 10;
+  int idle_timeout_s = 60;  // a connection that sends nothing for this long is closed
+};
+
+class Server {
+ public:
+  // `state` and every host must outlive the server.
+  Server(ServerOptions options, storage::StateStore& state, std::vector<ModelHost*> hosts);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket and starts the I/O threads. Errors: invalid_argument (a bad
+  // listen address), io_error (cannot bind).
+  [[nodiscard]] Status start();
+  // The bound port (after start).
+  [[nodiscard]] uint16_t port() const { return port_; }
+  // Stops accepting, closes connections, joins the I/O threads. Idempotent.
+  void stop();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace sn::daemon

@@ -1,0 +1,617 @@
+// The HTTP server (server.h): one C++20 coroutine per connection on a strand of a
+// multi-threaded io_context. A completion request is handed to its ModelHost; the engine
+// thread's events come back through a Pending bridge (a queue plus a timer the coroutine
+// sleeps on, both on the connection's strand), and go out as one JSON body or as SSE chunks.
+// A streaming client that goes away fails the next write, which cancels its request.
+#include "supernode/daemon/server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <utility>
+
+namespace sn::daemon {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+// An OpenAI-style error: status code plus {"error": {message, type, param, code}}.
+struct ApiError {
+  http::status status = http::status::bad_request;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;
+  std::string code;
+};
+
+std::string error_body(const ApiError& e) {
+  json j = {{"error",
+             {{"message", e.message},
+              {"type", e.type},
+              {"param", e.param.empty() ? json(nullptr) : json(e.param)},
+              {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
+  return j.dump();
+}
+
+ApiError from_status(const Status& s) {
+  ApiError e;
+  e.message = s.message();
+  switch (s.code()) {
+    case Status::Code::kInvalidArgument: e.status = http::status::bad_request; break;
+    case Status::Code::kNotFound: e.status = http::status::not_found; e.code = "not_found"; break;
+    case Status::Code::kResourceExhausted:
+      e.status = http::status::too_many_requests;
+      e.type = "rate_limit_error";
+      e.code = "server_busy";
+      break;
+    default: e.status = http::status::internal_server_error; e.type = "server_error"; break;
+  }
+  return e;
+}
+
+std::string random_id(const char* prefix) {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s%016llx", prefix, static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+const char* finish_name(HostFinish f) {
+  switch (f) {
+    case HostFinish::kStop: return "stop";
+    case HostFinish::kLength: return "length";
+    default: return nullptr;
+  }
+}
+
+// Events of one request, handed from the engine thread to the connection's strand.
+struct Pending {
+  explicit Pending(net::any_io_executor ex) : timer(ex) {}
+  std::mutex mu;
+  std::deque<HostEvent> events;  // guarded by mu
+  net::steady_timer timer;       // strand only
+  bool notified = false;         // strand only
+};
+
+// A parsed, validated /v1/completions request.
+struct CompletionCall {
+  ModelHost* host = nullptr;
+  HostRequest request;
+  bool stream = false;
+  bool include_usage = false;
+};
+
+template <class T>
+bool get_number(const json& body, const char* name, T& out, double lo, double hi, ApiError& err) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return true;
+  if (!it->is_number()) {
+    err = {http::status::bad_request, std::string("'") + name + "' must be a number", "invalid_request_error", name};
+    return false;
+  }
+  const double v = it->get<double>();
+  if (!(v >= lo && v <= hi)) {
+    err = {http::status::bad_request,
+           std::string("'") + name + "' must be between " + json(lo).dump() + " and " + json(hi).dump(),
+           "invalid_request_error", name};
+    return false;
+  }
+  if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer()) {
+      err = {http::status::bad_request, std::string("'") + name + "' must be an integer", "invalid_request_error", name};
+      return false;
+    }
+    out = static_cast<T>(it->get<int64_t>());
+  } else {
+    out = static_cast<T>(v);
+  }
+  return true;
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  Impl(ServerOptions options, storage::StateStore& state, std::vector<ModelHost*> hosts)
+      : options_(std::move(options)), state_(state), ioc_(options_.io_threads), acceptor_(ioc_) {
+    for (ModelHost* h : hosts) hosts_[h->id()] = h;
+    host_order_ = std::move(hosts);
+  }
+
+  Status start(uint16_t& port) {
+    const size_t colon = options_.listen.rfind(':');
+    if (colon == std::string::npos) {
+      return Status::invalid_argument("listen address '" + options_.listen + "'", "expected HOST:PORT");
+    }
+    std::string host = options_.listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    const std::string port_text = options_.listen.substr(colon + 1);
+    char* end = nullptr;
+    const long p = std::strtol(port_text.c_str(), &end, 10);
+    if (port_text.empty() || *end != '\0' || p < 0 || p > 65535) {
+      return Status::invalid_argument("listen address '" + options_.listen + "'", "bad port '" + port_text + "'");
+    }
+    boost::system::error_code ec;
+    const net::ip::address addr = net::ip::make_address(host, ec);
+    if (ec) return Status::invalid_argument("listen address '" + options_.listen + "'", "bad host '" + host + "'");
+    const tcp::endpoint ep(addr, static_cast<uint16_t>(p));
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return Status::io_error("listen on " + options_.listen, ec.message());
+    port = acceptor_.local_endpoint().port();
+    net::co_spawn(ioc_, accept_loop(), net::detached);
+    for (int i = 0; i < std::max(1, options_.io_threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+    return Status::ok();
+  }
+
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    net::post(ioc_, [this] {
+      boost::system::error_code ec;
+      acceptor_.close(ec);
+    });
+    ioc_.stop();
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  net::awaitable<void> accept_loop() {
+    for (;;) {
+      boost::system::error_code ec;
+      tcp::socket socket(net::make_strand(ioc_));
+      co_await acceptor_.async_accept(socket, net::redirect_error(net::use_awaitable, ec));
+      if (ec) {
+        if (!acceptor_.is_open()) co_return;
+        continue;  // e.g. too many open files: keep serving the connections we have
+      }
+      const net::any_io_executor ex = socket.get_executor();
+      net::co_spawn(ex, session(std::move(socket)), net::detached);
+    }
+  }
+
+  net::awaitable<void> session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options_.max_body_bytes);
+      parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+      stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+      boost::system::error_code ec;
+      co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+          ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+        break;
+      }
+      if (ec) {
+        // Malformed request line or headers, or over a limit: answer and close.
+        ApiError e;
+        e.status = ec == http::error::body_limit    ? http::status::payload_too_large
+                   : ec == http::error::header_limit ? http::status::request_header_fields_too_large
+                                                     : http::status::bad_request;
+        e.message = "could not read the HTTP request: " + ec.message();
+        Response res{e.status, 11};
+        res.set(http::field::content_type, "application/json");
+        res.keep_alive(false);
+        res.body() = error_body(e);
+        res.prepare_payload();
+        stream.expires_after(std::chrono::seconds(10));
+        co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+        break;
+      }
+      Request req = parser.release();
+      stream.expires_never();  // a request may generate for a long time
+      const bool keep = co_await handle(stream, req);
+      if (!keep || !req.keep_alive()) break;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // A whole response to write. Coroutines here take no temporaries as arguments (GCC 12
+  // destroys some temporaries of a co_await full-expression too early): callers fill a
+  // named Reply and co_await send(stream, req, reply).
+  struct Reply {
+    http::status status = http::status::ok;
+    std::string body;
+    const char* content_type = "application/json";
+  };
+
+  static Reply error_reply(const ApiError& e) { return Reply{e.status, error_body(e), "application/json"}; }
+
+  // Writes a whole response; false when the connection broke.
+  net::awaitable<bool> send(beast::tcp_stream& stream, const Request& req, const Reply& reply) {
+    Response res{reply.status, req.version()};
+    res.set(http::field::server, "supernoded");
+    res.set(http::field::content_type, reply.content_type);
+    res.keep_alive(req.keep_alive());
+    res.body() = reply.body;
+    res.prepare_payload();
+    boost::system::error_code ec;
+    stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+    co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+    stream.expires_never();
+    co_return !ec;
+  }
+
+  // Returns whether the connection may be kept.
+  net::awaitable<bool> handle(beast::tcp_stream& stream, const Request& req) {
+    const std::string target(req.target().data(), req.target().size());
+    const std::string path = target.substr(0, target.find('?'));
+    std::optional<storage::ApiKeyRecord> key;
+    Reply reply;
+    if (path == "/healthz" || path == "/readyz") {
+      reply = req.method() == http::verb::get ? Reply{http::status::ok, "ok\n", "text/plain"}
+                                              : error_reply(method_not_allowed());
+    } else if (path.rfind("/v1/", 0) != 0) {
+      reply = error_reply({http::status::not_found, "no route " + path, "invalid_request_error"});
+    } else if (ApiError e; !authenticate(req, key, e)) {
+      reply = error_reply(e);
+    } else if (path == "/v1/models") {
+      reply = req.method() == http::verb::get ? Reply{http::status::ok, models_body(*key), "application/json"}
+                                              : error_reply(method_not_allowed());
+    } else if (path == "/v1/completions") {
+      if (req.method() == http::verb::post) {
+        const storage::ApiKeyRecord& k = *key;
+        const bool keep = co_await completions(stream, req, k);
+        co_return keep;
+      }
+      reply = error_reply(method_not_allowed());
+    } else {
+      reply = error_reply({http::status::not_found, "no route " + path, "invalid_request_error"});
+    }
+    const bool ok = co_await send(stream, req, reply);
+    co_return ok;
+  }
+
+  static ApiError method_not_allowed() {
+    return {http::status::method_not_allowed, "method not allowed on this route", "invalid_request_error"};
+  }
+
+  bool authenticate(const Request& req, std::optional<storage::ApiKeyRecord>& key, ApiError& err) {
+    err = {http::status::unauthorized, "", "invalid_request_error", "", "invalid_api_key"};
+    auto it = req.find(http::field::authorization);
+    if (it == req.end()) {
+      err.message = "missing API key: send 'Authorization: Bearer <key>'";
+      return false;
+    }
+    const std::string_view v(it->value().data(), it->value().size());
+    if (v.substr(0, 7) != "Bearer ") {
+      err.message = "the Authorization header must be 'Bearer <key>'";
+      return false;
+    }
+    Result<std::optional<storage::ApiKeyRecord>> r = state_.authenticate(v.substr(7));
+    if (!r.ok()) {
+      err = from_status(r.status());
+      return false;
+    }
+    if (!*r) {
+      err.message = "invalid API key";  // never echo the key
+      return false;
+    }
+    key = **r;
+    return true;
+  }
+
+  bool allowed(const storage::ApiKeyRecord& key, const std::string& model) const {
+    return key.limits.models.empty() ||
+           std::find(key.limits.models.begin(), key.limits.models.end(), model) != key.limits.models.end();
+  }
+
+  std::string models_body(const storage::ApiKeyRecord& key) const {
+    json data = json::array();
+    for (const ModelHost* h : host_order_) {
+      if (!allowed(key, h->id())) continue;
+      data.push_back({{"id", h->id()}, {"object", "model"}, {"created", h->created_s()}, {"owned_by", "supernode"}});
+    }
+    return json{{"object", "list"}, {"data", data}}.dump();
+  }
+
+  // Validates the body of a /v1/completions request into a call; false with `err` set.
+  bool parse_completion(const Request& req, const storage::ApiKeyRecord& key, CompletionCall& call, ApiError& err) {
+    json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded() || !body.is_object()) {
+      err = {http::status::bad_request, "the body must be a JSON object", "invalid_request_error"};
+      return false;
+    }
+    auto model = body.find("model");
+    if (model == body.end() || !model->is_string()) {
+      err = {http::status::bad_request, "'model' is required and must be a string", "invalid_request_error", "model"};
+      return false;
+    }
+    const std::string model_id = model->get<std::string>();
+    auto h = hosts_.find(model_id);
+    if (h == hosts_.end() || !allowed(key, model_id)) {
+      err = {http::status::not_found, "the model '" + model_id + "' does not exist", "invalid_request_error", "model",
+             "model_not_found"};
+      return false;
+    }
+    call.host = h->second;
+    const engine::Tokenizer& tok = call.host->model().tokenizer();
+    auto prompt = body.find("prompt");
+    if (prompt == body.end() || prompt->is_null()) {
+      err = {http::status::bad_request, "'prompt' is required", "invalid_request_error", "prompt"};
+      return false;
+    }
+    if (prompt->is_string()) {
+      call.request.prompt = tok.encode(prompt->get<std::string>(), {.add_special = true, .parse_special = false});
+    } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
+      for (const json& t : *prompt) {
+        if (!t.is_number_integer()) {
+          err = {http::status::bad_request, "'prompt' token arrays must hold integers", "invalid_request_error", "prompt"};
+          return false;
+        }
+        call.request.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
+      }
+    } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
+      call.request.prompt = tok.encode((*prompt)[0].get<std::string>(), {.add_special = true, .parse_special = false});
+    } else {
+      err = {http::status::bad_request, "'prompt' must be a string, one string in an array, or an array of token ids",
+             "invalid_request_error", "prompt"};
+      return false;
+    }
+    if (call.request.prompt.empty()) {
+      err = {http::status::bad_request, "'prompt' is empty", "invalid_request_error", "prompt"};
+      return false;
+    }
+    int64_t n = 1;
+    if (!get_number(body, "n", n, 1, 1, err)) {
+      err.message = "'n' must be 1 (several choices per request are not supported yet)";
+      return false;
+    }
+    engine::SamplingParams& sp = call.request.sampling;
+    sp.temperature = 1.0f;  // OpenAI's defaults
+    sp.top_p = 1.0f;
+    sp.top_k = 0;
+    sp.min_p = 0.0f;
+    int64_t max_tokens = 16;
+    int64_t seed = -1;
+    if (!get_number(body, "max_tokens", max_tokens, 1, call.host->context(), err) ||
+        !get_number(body, "temperature", sp.temperature, 0, 2, err) || !get_number(body, "top_p", sp.top_p, 0, 1, err) ||
+        !get_number(body, "presence_penalty", sp.presence_penalty, -2, 2, err) ||
+        !get_number(body, "frequency_penalty", sp.frequency_penalty, -2, 2, err) ||
+        !get_number(body, "seed", seed, -9.2e18, 9.2e18, err)) {
+      return false;
+    }
+    if (sp.top_p == 0.0f) sp.top_p = 1e-6f;  // OpenAI accepts 0: the most likely token
+    if (seed >= 0) sp.seed = static_cast<uint64_t>(seed);
+    call.request.max_tokens = static_cast<int32_t>(max_tokens);
+    if (auto stop = body.find("stop"); stop != body.end() && !stop->is_null()) {
+      if (stop->is_string()) {
+        call.request.stop.push_back(stop->get<std::string>());
+      } else if (stop->is_array() && stop->size() <= 4) {
+        for (const json& s : *stop) {
+          if (!s.is_string()) {
+            err = {http::status::bad_request, "'stop' must hold strings", "invalid_request_error", "stop"};
+            return false;
+          }
+          call.request.stop.push_back(s.get<std::string>());
+        }
+      } else {
+        err = {http::status::bad_request, "'stop' must be a string or an array of up to 4 strings",
+               "invalid_request_error", "stop"};
+        return false;
+      }
+      std::erase(call.request.stop, std::string());
+    }
+    if (auto st = body.find("stream"); st != body.end() && !st->is_null()) {
+      if (!st->is_boolean()) {
+        err = {http::status::bad_request, "'stream' must be a boolean", "invalid_request_error", "stream"};
+        return false;
+      }
+      call.stream = st->get<bool>();
+    }
+    if (auto so = body.find("stream_options"); so != body.end() && so->is_object()) {
+      auto iu = so->find("include_usage");
+      call.include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
+    }
+    if (auto lp = body.find("logprobs"); lp != body.end() && !lp->is_null() && !(lp->is_number() && lp->get<double>() == 0)) {
+      err = {http::status::bad_request, "'logprobs' is not supported yet", "invalid_request_error", "logprobs"};
+      return false;
+    }
+    Result<std::optional<storage::TenantRecord>> tenant = state_.find_tenant(key.tenant);
+    if (!tenant.ok() || !*tenant) {
+      err = {http::status::internal_server_error, "the key's tenant is unknown", "server_error"};
+      return false;
+    }
+    call.request.tenant = key.tenant;
+    call.request.cache_salt = (*tenant)->cache_salt;
+    return true;
+  }
+
+  static json usage_json(const HostEvent& last, size_t prompt_tokens) {
+    return {{"prompt_tokens", prompt_tokens},
+            {"completion_tokens", last.n_tokens},
+            {"total_tokens", static_cast<int64_t>(prompt_tokens) + last.n_tokens},
+            {"prompt_tokens_details", {{"cached_tokens", last.metrics.num_cached_tokens}}}};
+  }
+
+  net::awaitable<bool> completions(beast::tcp_stream& stream, const Request& req, const storage::ApiKeyRecord& key) {
+    CompletionCall call;
+    if (ApiError e; !parse_completion(req, key, call, e)) {
+      const Reply reply = error_reply(e);
+      const bool ok = co_await send(stream, req, reply);
+      co_return ok;
+    }
+    const size_t prompt_tokens = call.request.prompt.size();
+    auto pending = std::make_shared<Pending>(stream.get_executor());
+    HostSink sink = [pending](const HostEvent& ev) {
+      {
+        std::lock_guard<std::mutex> lock(pending->mu);
+        pending->events.push_back(ev);
+      }
+      net::post(pending->timer.get_executor(), [pending] {
+        pending->notified = true;
+        pending->timer.cancel();
+      });
+    };
+    Result<uint64_t> id = call.host->submit(std::move(call.request), sink);
+    if (!id.ok()) {
+      const Reply reply = error_reply(from_status(id.status()));
+      const bool ok = co_await send(stream, req, reply);
+      co_return ok;
+    }
+
+    const std::string cid = random_id("cmpl-");
+    const int64_t created = now_s();
+    const std::string model_id = call.host->id();
+    auto next_events = [&]() -> net::awaitable<std::deque<HostEvent>> {
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(pending->mu);
+          if (!pending->events.empty()) {
+            std::deque<HostEvent> out;
+            out.swap(pending->events);
+            co_return out;
+          }
+        }
+        if (!pending->notified) {
+          pending->timer.expires_at(net::steady_timer::time_point::max());
+          boost::system::error_code ec;
+          co_await pending->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+        }
+        pending->notified = false;
+      }
+    };
+
+    if (!call.stream) {
+      std::string text;
+      HostEvent last;
+      for (bool done = false; !done;) {
+        for (HostEvent& ev : co_await next_events()) {
+          text += ev.text;
+          if (ev.finish != HostFinish::kNone) {
+            last = std::move(ev);
+            done = true;
+          }
+        }
+      }
+      if (last.finish == HostFinish::kError) {
+        const Reply reply = error_reply(from_status(last.error));
+        const bool ok = co_await send(stream, req, reply);
+        co_return ok;
+      }
+      json body = {{"id", cid},
+                   {"object", "text_completion"},
+                   {"created", created},
+                   {"model", model_id},
+                   {"choices", json::array({{{"index", 0},
+                                             {"text", text},
+                                             {"logprobs", nullptr},
+                                             {"finish_reason", finish_name(last.finish)}}})},
+                   {"usage", usage_json(last, prompt_tokens)}};
+      const Reply reply{http::status::ok, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json"};
+      const bool ok = co_await send(stream, req, reply);
+      co_return ok;
+    }
+
+    // Streaming: server-sent events in HTTP chunks.
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "supernoded");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.keep_alive(req.keep_alive());
+    res.chunked(true);
+    http::response_serializer<http::empty_body> sr{res};
+    boost::system::error_code ec;
+    co_await http::async_write_header(stream, sr, net::redirect_error(net::use_awaitable, ec));
+    auto emit = [&](const std::string& data) -> net::awaitable<bool> {
+      const std::string frame = "data: " + data + "\n\n";
+      boost::system::error_code wec;
+      stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+      co_await net::async_write(stream, http::make_chunk(net::buffer(frame)), net::redirect_error(net::use_awaitable, wec));
+      stream.expires_never();
+      co_return !wec;
+    };
+    bool alive = !ec;
+    for (bool done = false; alive && !done;) {
+      for (HostEvent& ev : co_await next_events()) {
+        if (!alive) break;
+        if (ev.finish == HostFinish::kError) {
+          const std::string data = error_body(from_status(ev.error));
+          alive = co_await emit(data);
+          done = true;
+          break;
+        }
+        if (!ev.text.empty() || ev.finish != HostFinish::kNone) {
+          json chunk = {{"id", cid},
+                        {"object", "text_completion"},
+                        {"created", created},
+                        {"model", model_id},
+                        {"choices", json::array({{{"index", 0},
+                                                  {"text", ev.text},
+                                                  {"logprobs", nullptr},
+                                                  {"finish_reason", ev.finish == HostFinish::kNone
+                                                                        ? json(nullptr)
+                                                                        : json(finish_name(ev.finish))}}})}};
+          if (call.include_usage) chunk["usage"] = nullptr;
+          const std::string data = chunk.dump(-1, ' ', false, json::error_handler_t::replace);
+          alive = co_await emit(data);
+        }
+        if (ev.finish != HostFinish::kNone) {
+          done = true;
+          if (alive && call.include_usage) {
+            json u = {{"id", cid},
+                      {"object", "text_completion"},
+                      {"created", created},
+                      {"model", model_id},
+                      {"choices", json::array()},
+                      {"usage", usage_json(ev, prompt_tokens)}};
+            const std::string data = u.dump();
+            alive = co_await emit(data);
+          }
+        }
+      }
+    }
+    if (!alive) {
+      call.host->cancel(*id);  // the client went away: free its blocks now
+      co_return false;
+    }
+    const std::string done_marker = "[DONE]";
+    if (!co_await emit(done_marker)) co_return false;
+    co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(net::use_awaitable, ec));
+    co_return !ec;
+  }
+
+  ServerOptions options_;
+  storage::StateStore& state_;
+  std::unordered_map<std::string, ModelHost*> hosts_;
+  std::vector<ModelHost*> host_order_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+};
+
+Server::Server(ServerOptions options, storage::StateStore& state, std::vector<ModelHost*> hosts)
+    : impl_(std::make_unique<Impl>(std::move(options), state, std::move(hosts))) {}
+
+Server::~Server() { stop(); }
+
+Status Server::start() { return impl_->start(port_); }
+
+void Server::stop() { impl_->stop(); }
+
+}  // namespace sn::daemon

@@ -1,0 +1,134 @@
+// supernoded: the one daemon of the box. Opens the state store (creating tenant `default`
+// and its first API key on an empty state directory, written to STATE_DIR/initial-api-key
+// with mode 0600, never logged), loads the models given with -m (each served under its
+// file stem), and serves the OpenAI-compatible API until SIGINT or SIGTERM.
+// Interface (issue 5): supernoded [--listen HOST:PORT] [--state-dir DIR] [-m MODEL.gguf ...]
+//                                 [--plain-http] [--threads N] [--context N]
+#include <sys/stat.h>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "supernode/base/args.h"
+#include "supernode/daemon/model_host.h"
+#include "supernode/daemon/server.h"
+#include "supernode/storage/state_store.h"
+
+namespace {
+
+int fail(const sn::Status& s, int code = 1) {
+  std::fprintf(stderr, "supernoded: %s\n", s.to_string().c_str());
+  return code;
+}
+
+bool is_loopback(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "127.0.0.1" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0 || host == "localhost";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // SIGINT and SIGTERM are blocked in every thread (threads inherit the mask) and taken by
+  // the main thread with sigwait once serving.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sn::Args args("supernoded", "[--listen HOST:PORT] [--state-dir DIR] [-m MODEL.gguf ...] [--plain-http]",
+                "The Supernode daemon: serves the OpenAI-compatible API over the models given with -m\n"
+                "(each under its file stem as the model id). On first start with an empty state\n"
+                "directory it creates tenant 'default' and one API key, written to\n"
+                "STATE_DIR/initial-api-key (mode 0600).",
+                {{{"--listen"}, "HOST:PORT", "address to serve on", "127.0.0.1:8080"},
+                 {{"--state-dir"}, "DIR", "where the state database and KV cache live", "/var/lib/supernode"},
+                 {{"-m", "--model"}, "FILE", "a GGUF model to serve (repeatable)", ""},
+                 {{"--plain-http"}, "", "serve plain HTTP (refused on a non-loopback address)", ""},
+                 {{"-t", "--threads"}, "N", "compute threads per model", "one per physical core"},
+                 {{"--context"}, "N", "longest prompt + completion per request, in tokens", "4096"},
+                 {{"--max-seqs"}, "N", "requests computed together per model", "16"}});
+  sn::Status parsed = args.parse(argc, argv, 1);
+  if (args.help_requested()) {
+    std::printf("%s", args.help_text().c_str());
+    return 0;
+  }
+  if (!parsed.is_ok()) return fail(parsed, 2);
+  if (!args.positional().empty()) {
+    return fail(sn::Status::invalid_argument("supernoded", "unexpected argument '" + args.positional().front() + "'"), 2);
+  }
+  const std::string listen = args.str("--listen", "127.0.0.1:8080");
+  const std::string state_dir = args.str("--state-dir", "/var/lib/supernode");
+  sn::Result<long long> threads = args.integer("-t", 0, 0, 1024);
+  sn::Result<long long> context = args.integer("--context", 4096, 16, 1 << 20);
+  sn::Result<long long> max_seqs = args.integer("--max-seqs", 16, 1, 4096);
+  for (const sn::Status* s : {&threads.status(), &context.status(), &max_seqs.status()}) {
+    if (!s->is_ok()) return fail(*s, 2);
+  }
+  if (!args.has("--plain-http")) {
+    return fail(sn::Status::not_supported("supernoded", "TLS is not built yet: pass --plain-http (loopback only)"), 2);
+  }
+  if (!is_loopback(listen)) {
+    return fail(sn::Status::invalid_argument("--plain-http", "refused on the non-loopback address " + listen), 2);
+  }
+  const std::vector<std::string> models = args.all("-m");
+  if (models.empty()) return fail(sn::Status::invalid_argument("supernoded", "no model: give one with -m MODEL.gguf"), 2);
+
+  std::error_code fs_ec;
+  std::filesystem::create_directories(state_dir, fs_ec);
+  if (fs_ec) return fail(sn::Status::io_error("state directory " + state_dir, fs_ec.message()));
+  sn::Result<std::unique_ptr<sn::storage::StateStore>> state = sn::storage::StateStore::open(state_dir + "/state.db");
+  if (!state.ok()) return fail(state.status());
+  sn::Result<std::optional<sn::storage::NewApiKey>> first = (*state)->bootstrap();
+  if (!first.ok()) return fail(first.status());
+  if (*first) {
+    const std::string key_path = state_dir + "/initial-api-key";
+    {
+      std::ofstream out(key_path, std::ios::trunc);
+      out << (*first)->key << "\n";
+      if (!out) return fail(sn::Status::io_error(key_path, "cannot write the initial API key"));
+    }
+    ::chmod(key_path.c_str(), 0600);
+    std::fprintf(stderr, "supernoded: created tenant 'default' and API key %s; the key is in %s\n",
+                 (*first)->record.key_id.c_str(), key_path.c_str());
+  }
+
+  std::vector<std::unique_ptr<sn::daemon::ModelHost>> hosts;
+  std::vector<sn::daemon::ModelHost*> raw;
+  for (const std::string& path : models) {
+    sn::daemon::ModelHostOptions o;
+    o.id = std::filesystem::path(path).stem().string();
+    o.path = path;
+    o.threads = static_cast<int>(*threads);
+    o.context = static_cast<int32_t>(*context);
+    o.max_seqs = static_cast<int32_t>(*max_seqs);
+    sn::Result<std::unique_ptr<sn::daemon::ModelHost>> h = sn::daemon::ModelHost::load(o);
+    if (!h.ok()) return fail(h.status());
+    std::fprintf(stderr, "supernoded: serving model '%s' from %s\n", o.id.c_str(), path.c_str());
+    raw.push_back(h->get());
+    hosts.push_back(std::move(*h));
+  }
+
+  sn::daemon::Server server({.listen = listen}, **state, raw);
+  if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  std::fprintf(stderr, "supernoded: listening on http://%s:%u (OpenAI API under /v1; try:\n"
+               "  curl http://%s:%u/v1/models -H \"Authorization: Bearer $(cat %s/initial-api-key)\")\n",
+               host.c_str(), server.port(), host.c_str(), server.port(), state_dir.c_str());
+  // The tests and scripts read the bound port from this line.
+  std::printf("listening %s:%u\n", host.c_str(), server.port());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "supernoded: signal %d, stopping\n", sig);
+  server.stop();
+  return 0;
+}

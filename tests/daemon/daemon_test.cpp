@@ -1,0 +1,278 @@
+// supernoded end to end: the real daemon started on 127.0.0.1 (a free port) over a state
+// directory of its own, spoken to over raw HTTP/1.1: health without a key, 401 without or
+// with a bad key, the model list, completions (JSON and server-sent events, usage, stop
+// strings), OpenAI error objects for malformed JSON, wrong types, unknown models and huge
+// bodies, a client that hangs up mid-stream (the daemon serves on), and greedy output equal
+// to `supernode run`. Unit groups use a generated model; ModelDaemon uses stories260K.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "test_support.h"
+
+#include <CppUTest/TestHarness.h>
+
+namespace {
+
+struct HttpReply {
+  int status = 0;
+  std::string headers;
+  std::string body;  // de-chunked
+};
+
+// One request on a fresh connection (Connection: close), read to the end.
+HttpReply http(uint16_t port, const std::string& method, const std::string& path, const std::string& body = "",
+               const std::string& key = "", const std::string& extra_headers = "") {
+  HttpReply r;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return r;
+  }
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+  if (!key.empty()) req += "Authorization: Bearer " + key + "\r\n";
+  if (!body.empty() || method == "POST") {
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  req += extra_headers + "\r\n" + body;
+  size_t off = 0;
+  while (off < req.size()) {
+    const ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  std::string raw;
+  char buf[8192];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  const size_t head_end = raw.find("\r\n\r\n");
+  if (head_end == std::string::npos || raw.size() < 12) return r;
+  r.status = std::atoi(raw.c_str() + 9);
+  r.headers = raw.substr(0, head_end);
+  std::string rest = raw.substr(head_end + 4);
+  if (r.headers.find("chunked") != std::string::npos) {
+    size_t p = 0;
+    while (p < rest.size()) {
+      const size_t eol = rest.find("\r\n", p);
+      if (eol == std::string::npos) break;
+      const size_t len = std::strtoul(rest.c_str() + p, nullptr, 16);
+      if (len == 0) break;
+      r.body += rest.substr(eol + 2, len);
+      p = eol + 2 + len + 2;
+    }
+  } else {
+    r.body = rest;
+  }
+  return r;
+}
+
+std::string run_out(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// The real daemon as a child process, stopped with SIGTERM by the destructor.
+class Daemon {
+ public:
+  Daemon(const std::string& model, const std::string& state_dir) {
+    const std::string out_file = state_dir + ".out";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      FILE* f = std::freopen(out_file.c_str(), "w", stdout);
+      (void)f;
+      (void)std::freopen((state_dir + ".err").c_str(), "w", stderr);
+      const std::string bin = sn::testing::bin_dir() + "/supernoded";
+      ::execl(bin.c_str(), bin.c_str(), "--listen", "127.0.0.1:0", "--state-dir", state_dir.c_str(), "-m", model.c_str(),
+              "--plain-http", "-t", "2", "--context", "512", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 600 && port_ == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::ifstream in(out_file);
+      std::string line;
+      if (std::getline(in, line) && line.rfind("listening ", 0) == 0) {
+        port_ = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+      }
+    }
+    std::ifstream k(state_dir + "/initial-api-key");
+    std::getline(k, key_);
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int st = 0;
+      ::waitpid(pid_, &st, 0);
+    }
+  }
+  uint16_t port() const { return port_; }
+  const std::string& key() const { return key_; }
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  std::string key_;
+};
+
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_GROUP(Daemon) {
+  std::unique_ptr<sn::testing::TempDir> dir;
+  std::unique_ptr<Daemon> d;
+  std::string model;
+  void setup() override {
+    dir = std::make_unique<sn::testing::TempDir>();
+    model = dir->file("tiny.gguf");
+    run_out(sn::testing::bin_dir() + "/supernode gen-model -o " + model + " 2>/dev/null");
+    d = std::make_unique<Daemon>(model, dir->file("state"));
+  }
+  void teardown() override {
+    d.reset();
+    dir.reset();
+  }
+};
+
+TEST(Daemon, StartsWithAKeyFileAndAnswersHealthWithoutOne) {
+  CHECK_TRUE(d->port() != 0);
+  CHECK_TRUE(d->key().rfind("sk-sn-", 0) == 0);
+  HttpReply h = http(d->port(), "GET", "/healthz");
+  LONGS_EQUAL(200, h.status);
+  // The key is never logged.
+  const std::string err = sn::testing::read_file(dir->file("state") + ".err");
+  CHECK_FALSE(has(err, d->key().substr(23)));
+  CHECK_TRUE(has(err, "initial-api-key"));
+}
+
+TEST(Daemon, EveryApiRouteNeedsAValidKey) {
+  HttpReply none = http(d->port(), "GET", "/v1/models");
+  LONGS_EQUAL(401, none.status);
+  CHECK_TRUE(has(none.body, "\"invalid_api_key\""));
+  HttpReply bad = http(d->port(), "GET", "/v1/models", "", "sk-sn-0123456789abcdef-" + std::string(43, 'A'));
+  LONGS_EQUAL(401, bad.status);
+  HttpReply ok = http(d->port(), "GET", "/v1/models", "", d->key());
+  LONGS_EQUAL(200, ok.status);
+  CHECK_TRUE(has(ok.body, "\"id\":\"tiny\""));
+  CHECK_TRUE(has(ok.body, "\"object\":\"list\""));
+}
+
+TEST(Daemon, CompletionsAsJsonAndAsEvents) {
+  const std::string body = R"({"model":"tiny","prompt":"once upon a time","max_tokens":8,"temperature":0})";
+  HttpReply r = http(d->port(), "POST", "/v1/completions", body, d->key());
+  LONGS_EQUAL_TEXT(200, r.status, r.body.c_str());
+  CHECK_TRUE(has(r.body, "\"object\":\"text_completion\""));
+  CHECK_TRUE(has(r.body, "\"finish_reason\":\"length\""));
+  CHECK_TRUE(has(r.body, "\"completion_tokens\":8"));
+  const std::string sbody =
+      R"({"model":"tiny","prompt":"once upon a time","max_tokens":8,"temperature":0,"stream":true,"stream_options":{"include_usage":true}})";
+  HttpReply s = http(d->port(), "POST", "/v1/completions", sbody, d->key());
+  LONGS_EQUAL(200, s.status);
+  CHECK_TRUE(has(s.headers, "text/event-stream"));
+  CHECK_TRUE(has(s.body, "data: [DONE]\n\n"));
+  CHECK_TRUE(has(s.body, "\"finish_reason\":\"length\""));
+  CHECK_TRUE(has(s.body, "\"choices\":[]"));  // the usage chunk
+  // The streamed text equals the JSON text.
+  std::string streamed;
+  for (size_t p = 0; (p = s.body.find("\"text\":\"", p)) != std::string::npos;) {
+    p += 8;
+    const size_t e = s.body.find('"', p);
+    streamed += s.body.substr(p, e - p);
+  }
+  const size_t t = r.body.find("\"text\":\"") + 8;
+  CHECK_EQUAL(r.body.substr(t, r.body.find('"', t) - t), streamed);
+  // A repeated prompt reports its cached prefix... once it spans a full block of 16 tokens.
+  const std::string long_prompt(200, 'a');
+  const std::string lbody = R"({"model":"tiny","prompt":")" + long_prompt + R"(","max_tokens":2,"temperature":0})";
+  LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", lbody, d->key()).status);
+  HttpReply again = http(d->port(), "POST", "/v1/completions", lbody, d->key());
+  CHECK_FALSE_TEXT(has(again.body, "\"cached_tokens\":0"), again.body.c_str());
+}
+
+TEST(Daemon, BadRequestsGetOpenAiErrors) {
+  HttpReply j = http(d->port(), "POST", "/v1/completions", "{not json", d->key());
+  LONGS_EQUAL(400, j.status);
+  CHECK_TRUE(has(j.body, "\"error\":{"));
+  HttpReply ty = http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"x","max_tokens":"ten"})", d->key());
+  LONGS_EQUAL(400, ty.status);
+  CHECK_TRUE(has(ty.body, "\"param\":\"max_tokens\""));
+  HttpReply range = http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"x","temperature":7})", d->key());
+  LONGS_EQUAL(400, range.status);
+  HttpReply m = http(d->port(), "POST", "/v1/completions", R"({"model":"nope","prompt":"x"})", d->key());
+  LONGS_EQUAL(404, m.status);
+  CHECK_TRUE(has(m.body, "model_not_found"));
+  HttpReply big = http(d->port(), "POST", "/v1/completions", std::string(5u << 20, ' '), d->key());
+  LONGS_EQUAL(413, big.status);
+  HttpReply route = http(d->port(), "GET", "/v1/nothing", "", d->key());
+  LONGS_EQUAL(404, route.status);
+  HttpReply meth = http(d->port(), "GET", "/v1/completions", "", d->key());
+  LONGS_EQUAL(405, meth.status);
+  HttpReply ctx = http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"x","max_tokens":100000})", d->key());
+  LONGS_EQUAL(400, ctx.status);
+  // Still serving.
+  LONGS_EQUAL(200, http(d->port(), "GET", "/healthz").status);
+}
+
+TEST(Daemon, AClientThatHangsUpMidStreamDoesNotStopTheDaemon) {
+  for (int i = 0; i < 3; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(d->port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQUAL(0, ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a));
+    const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":400,"stream":true})";
+    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + d->key() +
+                            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[256];
+    (void)::recv(fd, buf, sizeof buf, 0);  // the first bytes of the stream
+    ::close(fd);
+  }
+  const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":4,"temperature":0})";
+  HttpReply r = http(d->port(), "POST", "/v1/completions", body, d->key());
+  LONGS_EQUAL(200, r.status);
+}
+
+TEST_GROUP(ModelDaemon){};
+
+TEST(ModelDaemon, GreedyOverTheApiEqualsSupernodeRun) {
+  std::optional<std::string> m = sn::testing::shared_file("models/stories260K.gguf");
+  if (!m) return;
+  sn::testing::TempDir dir;
+  Daemon d(*m, dir.file("state"));
+  const std::string want = run_out(sn::testing::bin_dir() + "/supernode run -m " + *m +
+                                   " -p 'Once upon a time' -n 48 --temp 0 2>/dev/null");
+  HttpReply r = http(d.port(), "POST", "/v1/completions",
+                     R"({"model":"stories260K","prompt":"Once upon a time","max_tokens":48,"temperature":0})", d.key());
+  LONGS_EQUAL(200, r.status);
+  const size_t t = r.body.find("\"text\":\"") + 8;
+  const std::string got = r.body.substr(t, r.body.find('"', t) - t);
+  CHECK_EQUAL(want.substr(0, want.find_last_not_of("\n") + 1), got);
+  // A stop string ends the text before it, with finish_reason stop.
+  HttpReply s = http(d.port(), "POST", "/v1/completions",
+                     R"({"model":"stories260K","prompt":"Once upon a time","max_tokens":48,"temperature":0,"stop":["Lily"]})",
+                     d.key());
+  LONGS_EQUAL(200, s.status);
+  CHECK_TRUE(has(s.body, "\"finish_reason\":\"stop\""));
+  CHECK_TRUE(has(s.body, "\"text\":\", there was a little girl named \""));
+}
