@@ -5,11 +5,14 @@
 // A streaming client that goes away fails the next write, which cancels its request.
 #include "supernode/daemon/server.h"
 
+#include "supernode/daemon/rate_limiter.h"
+
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -71,6 +74,35 @@ std::string random_id(const char* prefix) {
   return buf;
 }
 
+double mono_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int64_t wall_minute() {
+  return std::chrono::duration_cast<std::chrono::minutes>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// OpenAI's rate-limit headers (reset as a duration such as "1.5s").
+std::vector<std::pair<std::string, std::string>> ratelimit_headers(const Admission& a) {
+  std::vector<std::pair<std::string, std::string>> h;
+  auto secs = [](double s) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3gs", std::max(0.0, s));
+    return std::string(b);
+  };
+  if (a.headers.limit_requests > 0) {
+    h.emplace_back("x-ratelimit-limit-requests", std::to_string(a.headers.limit_requests));
+    h.emplace_back("x-ratelimit-remaining-requests", std::to_string(a.headers.remaining_requests));
+    h.emplace_back("x-ratelimit-reset-requests", secs(a.headers.reset_requests_s));
+  }
+  if (a.headers.limit_tokens > 0) {
+    h.emplace_back("x-ratelimit-limit-tokens", std::to_string(a.headers.limit_tokens));
+    h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(a.headers.remaining_tokens));
+    h.emplace_back("x-ratelimit-reset-tokens", secs(a.headers.reset_tokens_s));
+  }
+  return h;
+}
+
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -96,6 +128,7 @@ struct Pending {
 struct CompletionCall {
   ModelHost* host = nullptr;
   HostRequest request;
+  storage::Limits tenant_limits;
   bool stream = false;
   bool include_usage = false;
 };
@@ -237,6 +270,7 @@ class Server::Impl {
     http::status status = http::status::ok;
     std::string body;
     const char* content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;
   };
 
   static Reply error_reply(const ApiError& e) { return Reply{e.status, error_body(e), "application/json"}; }
@@ -246,6 +280,7 @@ class Server::Impl {
     Response res{reply.status, req.version()};
     res.set(http::field::server, "supernoded");
     res.set(http::field::content_type, reply.content_type);
+    for (const auto& [name, value] : reply.headers) res.set(name, value);
     res.keep_alive(req.keep_alive());
     res.body() = reply.body;
     res.prepare_payload();
@@ -438,6 +473,7 @@ class Server::Impl {
     }
     call.request.tenant = key.tenant;
     call.request.cache_salt = (*tenant)->cache_salt;
+    call.tenant_limits = (*tenant)->limits;
     return true;
   }
 
@@ -456,6 +492,25 @@ class Server::Impl {
       co_return ok;
     }
     const size_t prompt_tokens = call.request.prompt.size();
+    const int64_t max_tokens = call.request.max_tokens;
+    const Admission adm = limiter_.admit({{"key:" + key.key_id, key.limits}, {"tenant:" + key.tenant, call.tenant_limits}},
+                                         static_cast<int64_t>(prompt_tokens) + max_tokens, mono_s());
+    const std::vector<std::pair<std::string, std::string>> rate_headers = ratelimit_headers(adm);
+    if (!adm.ok) {
+      Reply reply = error_reply({http::status::too_many_requests, "rate limit reached: " + adm.refused_by,
+                                 "rate_limit_error", "", "rate_limit_exceeded"});
+      reply.headers = rate_headers;
+      reply.headers.emplace_back("Retry-After", std::to_string(static_cast<int64_t>(std::ceil(adm.retry_after_s))));
+      const bool ok = co_await send(stream, req, reply);
+      co_return ok;
+    }
+    // Every way out of here gives the reservation back.
+    struct Release {
+      RateLimiter& limiter;
+      uint64_t ticket;
+      int64_t unused;
+      ~Release() { limiter.release(ticket, unused, mono_s()); }
+    } release{limiter_, adm.ticket, max_tokens};
     auto pending = std::make_shared<Pending>(stream.get_executor());
     HostSink sink = [pending](const HostEvent& ev) {
       {
@@ -469,7 +524,8 @@ class Server::Impl {
     };
     Result<uint64_t> id = call.host->submit(std::move(call.request), sink);
     if (!id.ok()) {
-      const Reply reply = error_reply(from_status(id.status()));
+      Reply reply = error_reply(from_status(id.status()));
+      reply.headers = rate_headers;
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
@@ -513,6 +569,8 @@ class Server::Impl {
         const bool ok = co_await send(stream, req, reply);
         co_return ok;
       }
+      release.unused = max_tokens - last.n_tokens;
+      state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), last.n_tokens);
       json body = {{"id", cid},
                    {"object", "text_completion"},
                    {"created", created},
@@ -522,7 +580,8 @@ class Server::Impl {
                                              {"logprobs", nullptr},
                                              {"finish_reason", finish_name(last.finish)}}})},
                    {"usage", usage_json(last, prompt_tokens)}};
-      const Reply reply{http::status::ok, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json"};
+      const Reply reply{http::status::ok, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json",
+                        rate_headers};
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
@@ -532,6 +591,7 @@ class Server::Impl {
     res.set(http::field::server, "supernoded");
     res.set(http::field::content_type, "text/event-stream");
     res.set(http::field::cache_control, "no-cache");
+    for (const auto& [name, value] : rate_headers) res.set(name, value);
     res.keep_alive(req.keep_alive());
     res.chunked(true);
     http::response_serializer<http::empty_body> sr{res};
@@ -572,6 +632,8 @@ class Server::Impl {
         }
         if (ev.finish != HostFinish::kNone) {
           done = true;
+          release.unused = max_tokens - ev.n_tokens;
+          state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), ev.n_tokens);
           if (alive && call.include_usage) {
             json u = {{"id", cid},
                       {"object", "text_completion"},
@@ -597,6 +659,7 @@ class Server::Impl {
 
   ServerOptions options_;
   storage::StateStore& state_;
+  RateLimiter limiter_;
   std::unordered_map<std::string, ModelHost*> hosts_;
   std::vector<ModelHost*> host_order_;
   net::io_context ioc_;

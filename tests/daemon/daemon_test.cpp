@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "supernode/storage/state_store.h"
 #include "test_support.h"
 
 #include <CppUTest/TestHarness.h>
@@ -94,7 +95,8 @@ std::string run_out(const std::string& cmd) {
 // The real daemon as a child process, stopped with SIGTERM by the destructor.
 class Daemon {
  public:
-  Daemon(const std::string& model, const std::string& state_dir) {
+  Daemon(const std::string& model, const std::string& state_dir_in) {
+    const std::string state_dir = state_dir_in;
     const std::string out_file = state_dir + ".out";
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -251,6 +253,47 @@ TEST(Daemon, AClientThatHangsUpMidStreamDoesNotStopTheDaemon) {
   const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":4,"temperature":0})";
   HttpReply r = http(d->port(), "POST", "/v1/completions", body, d->key());
   LONGS_EQUAL(200, r.status);
+}
+
+// Keys and tenants made in the state store before the daemon starts (the admin CLI is not
+// there yet): an rpm of 2 gives 429 with Retry-After and x-ratelimit headers; usage is
+// metered per key.
+TEST(Daemon, QuotasGive429WithRetryAfterAndUsageIsMetered) {
+  d.reset();
+  sn::testing::TempDir state_dir;
+  std::string key;
+  {
+    sn::Result<std::unique_ptr<sn::storage::StateStore>> st = sn::storage::StateStore::open(state_dir.file("state.db"));
+    CHECK_TRUE(st.ok());
+    CHECK_TRUE((*st)->create_tenant("acme", {}, "test").ok());
+    sn::Result<sn::storage::NewApiKey> k = (*st)->create_key("acme", {.rpm = 2}, "limited", "test");
+    CHECK_TRUE(k.ok());
+    key = k->key;
+  }
+  Daemon limited(model, state_dir.path());
+  const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":3,"temperature":0})";
+  HttpReply a = http(limited.port(), "POST", "/v1/completions", body, key);
+  LONGS_EQUAL(200, a.status);
+  CHECK_TRUE(has(a.headers, "x-ratelimit-limit-requests: 2"));
+  CHECK_TRUE(has(a.headers, "x-ratelimit-remaining-requests: 1"));
+  LONGS_EQUAL(200, http(limited.port(), "POST", "/v1/completions", body, key).status);
+  HttpReply no = http(limited.port(), "POST", "/v1/completions", body, key);
+  LONGS_EQUAL(429, no.status);
+  CHECK_TRUE(has(no.headers, "Retry-After: "));
+  CHECK_TRUE(has(no.body, "rate_limit_exceeded"));
+  // Usage reaches the store within the flush interval (1 s): two requests of 3 tokens.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  sn::Result<std::unique_ptr<sn::storage::StateStore>> st = sn::storage::StateStore::open(state_dir.file("state.db"));
+  CHECK_TRUE(st.ok());
+  sn::Result<std::vector<sn::storage::UsageRow>> rows = (*st)->usage(0, "acme");
+  CHECK_TRUE(rows.ok());
+  int64_t requests = 0, completion = 0;
+  for (const sn::storage::UsageRow& u : *rows) {
+    requests += u.requests;
+    completion += u.completion_tokens;
+  }
+  LONGS_EQUAL(2, requests);
+  LONGS_EQUAL(6, completion);
 }
 
 TEST_GROUP(ModelDaemon){};
