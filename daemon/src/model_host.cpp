@@ -215,6 +215,10 @@ void ModelHost::engine_main() {
     stats_.waiting = ss.waiting;
     stats_.steps = static_cast<int64_t>(loop_->stats().steps);
     stats_.tokens_generated = loop_->stats().tokens_sampled;
+    stats_.tokens_computed = loop_->stats().tokens_computed;
+    stats_.preemptions = ss.preemptions;
+    stats_.kv = loop_->scheduler().kv().pool().stats();
+    if (loop_->tiers() != nullptr) stats_.tiers = loop_->tiers()->stats();
   }
   // Shutting down: every live request ends with an error.
   for (auto it = live_.begin(); it != live_.end();) {

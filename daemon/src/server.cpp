@@ -5,6 +5,12 @@
 // A streaming client that goes away fails the next write, which cancels its request.
 #include "supernode/daemon/server.h"
 
+// Boost.Asio's awaitable frames come from its own operator new/delete pair; GCC 12 under
+// the sanitizers' -O2 cannot see through the coroutine frame allocation and reports a
+// mismatch inside Asio's code (-Wmismatched-new-delete), a known false positive.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include "supernode/daemon/metrics.h"
 #include "supernode/daemon/rate_limiter.h"
 
 #include <boost/asio.hpp>
@@ -300,10 +306,14 @@ class Server::Impl {
     if (path == "/healthz" || path == "/readyz") {
       reply = req.method() == http::verb::get ? Reply{http::status::ok, "ok\n", "text/plain"}
                                               : error_reply(method_not_allowed());
-    } else if (path.rfind("/v1/", 0) != 0) {
+    } else if (path.rfind("/v1/", 0) != 0 && path != "/metrics") {
       reply = error_reply({http::status::not_found, "no route " + path, "invalid_request_error"});
     } else if (ApiError e; !authenticate(req, key, e)) {
       reply = error_reply(e);
+    } else if (path == "/metrics") {
+      reply = req.method() == http::verb::get
+                  ? Reply{http::status::ok, metrics_.render(host_order_), "text/plain; version=0.0.4; charset=utf-8"}
+                  : error_reply(method_not_allowed());
     } else if (path == "/v1/models") {
       reply = req.method() == http::verb::get ? Reply{http::status::ok, models_body(*key), "application/json"}
                                               : error_reply(method_not_allowed());
@@ -316,6 +326,12 @@ class Server::Impl {
       reply = error_reply(method_not_allowed());
     } else {
       reply = error_reply({http::status::not_found, "no route " + path, "invalid_request_error"});
+    }
+    if (static_cast<int>(reply.status) >= 400) {
+      // Known routes only as label values: arbitrary paths must not grow the label set.
+      const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/models" ||
+                         path == "/v1/completions";
+      metrics_.request_refused(known ? path : "other", static_cast<int>(reply.status));
     }
     const bool ok = co_await send(stream, req, reply);
     co_return ok;
@@ -477,6 +493,15 @@ class Server::Impl {
     return true;
   }
 
+  void record_done(const std::string& model, const std::string& tenant, int status, size_t prompt_tokens,
+                   const HostEvent& last) {
+    const scheduler::RequestMetrics& m = last.metrics;
+    const double ttft = m.first_token_ns >= 0 ? (m.first_token_ns - m.arrival_ns) / 1e9 : -1;
+    const double tpot = m.num_output_tokens > 1 ? (m.last_token_ns - m.first_token_ns) / 1e9 / (m.num_output_tokens - 1) : -1;
+    const double e2e = m.last_token_ns >= 0 ? (m.last_token_ns - m.arrival_ns) / 1e9 : -1;
+    metrics_.request_done(model, tenant, status, static_cast<int64_t>(prompt_tokens), last.n_tokens, ttft, tpot, e2e);
+  }
+
   static json usage_json(const HostEvent& last, size_t prompt_tokens) {
     return {{"prompt_tokens", prompt_tokens},
             {"completion_tokens", last.n_tokens},
@@ -487,6 +512,7 @@ class Server::Impl {
   net::awaitable<bool> completions(beast::tcp_stream& stream, const Request& req, const storage::ApiKeyRecord& key) {
     CompletionCall call;
     if (ApiError e; !parse_completion(req, key, call, e)) {
+      metrics_.request_refused("/v1/completions", static_cast<int>(e.status));
       const Reply reply = error_reply(e);
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
@@ -497,6 +523,7 @@ class Server::Impl {
                                          static_cast<int64_t>(prompt_tokens) + max_tokens, mono_s());
     const std::vector<std::pair<std::string, std::string>> rate_headers = ratelimit_headers(adm);
     if (!adm.ok) {
+      metrics_.request_refused("/v1/completions", 429);
       Reply reply = error_reply({http::status::too_many_requests, "rate limit reached: " + adm.refused_by,
                                  "rate_limit_error", "", "rate_limit_exceeded"});
       reply.headers = rate_headers;
@@ -571,6 +598,7 @@ class Server::Impl {
       }
       release.unused = max_tokens - last.n_tokens;
       state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), last.n_tokens);
+      record_done(model_id, key.tenant, 200, prompt_tokens, last);
       json body = {{"id", cid},
                    {"object", "text_completion"},
                    {"created", created},
@@ -634,6 +662,7 @@ class Server::Impl {
           done = true;
           release.unused = max_tokens - ev.n_tokens;
           state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), ev.n_tokens);
+          record_done(model_id, key.tenant, 200, prompt_tokens, ev);
           if (alive && call.include_usage) {
             json u = {{"id", cid},
                       {"object", "text_completion"},
@@ -660,6 +689,7 @@ class Server::Impl {
   ServerOptions options_;
   storage::StateStore& state_;
   RateLimiter limiter_;
+  Metrics metrics_;
   std::unordered_map<std::string, ModelHost*> hosts_;
   std::vector<ModelHost*> host_order_;
   net::io_context ioc_;

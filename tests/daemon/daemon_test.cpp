@@ -234,6 +234,29 @@ TEST(Daemon, BadRequestsGetOpenAiErrors) {
   LONGS_EQUAL(200, http(d->port(), "GET", "/healthz").status);
 }
 
+TEST(Daemon, MetricsAreValidPrometheusText) {
+  const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":3})";
+  LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", body, d->key()).status);
+  LONGS_EQUAL(404, http(d->port(), "GET", "/v1/no/such/route", "", d->key()).status);
+  LONGS_EQUAL(401, http(d->port(), "GET", "/metrics").status);  // a key is needed here too
+  HttpReply m = http(d->port(), "GET", "/metrics", "", d->key());
+  LONGS_EQUAL(200, m.status);
+  CHECK_TRUE(has(m.headers, "text/plain; version=0.0.4"));
+  CHECK_TRUE(has(m.body, "supernode_requests_total{model=\"tiny\",tenant=\"default\",code=\"200\"} 1"));
+  CHECK_TRUE(has(m.body, "supernode_completion_tokens_total{model=\"tiny\",tenant=\"default\"} 3"));
+  CHECK_TRUE(has(m.body, "supernode_requests_refused_total{route=\"other\",code=\"404\"} 1"));
+  CHECK_TRUE(has(m.body, "supernode_time_to_first_token_seconds_count{model=\"tiny\"} 1"));
+  CHECK_TRUE(has(m.body, "supernode_kv_tier1_blocks{model=\"tiny\"}"));
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    std::fprintf(stderr, "SKIP: promtool not installed (Debian package prometheus); exposition not checked by it\n");
+    return;
+  }
+  const std::string file = dir->file("metrics.txt");
+  sn::testing::write_file(file, m.body);
+  const std::string out = run_out("promtool check metrics < " + file + " 2>&1; echo rc=$?");
+  CHECK_TEXT(has(out, "rc=0"), out.c_str());
+}
+
 TEST(Daemon, AClientThatHangsUpMidStreamDoesNotStopTheDaemon) {
   for (int i = 0; i < 3; ++i) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

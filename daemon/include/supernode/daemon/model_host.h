@@ -97,6 +97,10 @@ class ModelHost {
     int32_t waiting = 0;
     int64_t steps = 0;
     int64_t tokens_generated = 0;
+    int64_t tokens_computed = 0;
+    int64_t preemptions = 0;
+    scheduler::KvPoolStats kv;      // tier 1
+    scheduler::KvTierStats tiers;   // tiers 2-3 (zeros without them)
   };
   [[nodiscard]] Stats stats() const;
 
