@@ -3,7 +3,9 @@
 // with mode 0600, never logged), loads the models given with -m (each served under its
 // file stem), and serves the OpenAI-compatible API until SIGINT or SIGTERM.
 // Interface (issue 5): supernoded [--listen HOST:PORT] [--state-dir DIR] [-m MODEL.gguf ...]
-//                                 [--plain-http] [--threads N] [--context N]
+//                                 [--plain-http] [--tls-cert F --tls-key F] [--threads N] [--context N]
+// HTTPS by default, with a self-signed certificate made at first start when none is given;
+// plain HTTP only with --plain-http, and only on a loopback address.
 #include <sys/stat.h>
 
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include "supernode/base/args.h"
 #include "supernode/daemon/model_host.h"
 #include "supernode/daemon/server.h"
+#include "supernode/daemon/tls.h"
 #include "supernode/storage/state_store.h"
 
 namespace {
@@ -53,6 +56,8 @@ int main(int argc, char** argv) {
                  {{"--state-dir"}, "DIR", "where the state database and KV cache live", "/var/lib/supernode"},
                  {{"-m", "--model"}, "FILE", "a GGUF model to serve (repeatable)", ""},
                  {{"--plain-http"}, "", "serve plain HTTP (refused on a non-loopback address)", ""},
+                 {{"--tls-cert"}, "FILE", "PEM certificate chain for HTTPS", "STATE_DIR/tls/cert.pem, self-signed at first start"},
+                 {{"--tls-key"}, "FILE", "PEM private key of --tls-cert", "STATE_DIR/tls/key.pem"},
                  {{"-t", "--threads"}, "N", "compute threads per model", "one per physical core"},
                  {{"--context"}, "N", "longest prompt + completion per request, in tokens", "4096"},
                  {{"--max-seqs"}, "N", "requests computed together per model", "16"}});
@@ -73,11 +78,12 @@ int main(int argc, char** argv) {
   for (const sn::Status* s : {&threads.status(), &context.status(), &max_seqs.status()}) {
     if (!s->is_ok()) return fail(*s, 2);
   }
-  if (!args.has("--plain-http")) {
-    return fail(sn::Status::not_supported("supernoded", "TLS is not built yet: pass --plain-http (loopback only)"), 2);
-  }
-  if (!is_loopback(listen)) {
+  const bool plain = args.has("--plain-http");
+  if (plain && !is_loopback(listen)) {
     return fail(sn::Status::invalid_argument("--plain-http", "refused on the non-loopback address " + listen), 2);
+  }
+  if (plain && (args.has("--tls-cert") || args.has("--tls-key"))) {
+    return fail(sn::Status::invalid_argument("--plain-http", "cannot be combined with --tls-cert/--tls-key"), 2);
   }
   const std::vector<std::string> models = args.all("-m");
   if (models.empty()) return fail(sn::Status::invalid_argument("supernoded", "no model: give one with -m MODEL.gguf"), 2);
@@ -117,12 +123,22 @@ int main(int argc, char** argv) {
     hosts.push_back(std::move(*h));
   }
 
-  sn::daemon::Server server({.listen = listen}, **state, raw);
+  sn::daemon::ServerOptions so{.listen = listen};
+  if (!plain) {
+    so.tls_cert = args.str("--tls-cert", state_dir + "/tls/cert.pem");
+    so.tls_key = args.str("--tls-key", state_dir + "/tls/key.pem");
+    if (!args.has("--tls-cert") && !args.has("--tls-key")) {
+      if (sn::Status s = sn::daemon::ensure_self_signed_certificate(so.tls_cert, so.tls_key); !s.is_ok()) return fail(s);
+    }
+  }
+  sn::daemon::Server server(so, **state, raw);
   if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
   const std::string host = listen.substr(0, listen.rfind(':'));
-  std::fprintf(stderr, "supernoded: listening on http://%s:%u (OpenAI API under /v1; try:\n"
-               "  curl http://%s:%u/v1/models -H \"Authorization: Bearer $(cat %s/initial-api-key)\")\n",
-               host.c_str(), server.port(), host.c_str(), server.port(), state_dir.c_str());
+  const char* scheme = plain ? "http" : "https";
+  std::fprintf(stderr, "supernoded: listening on %s://%s:%u (OpenAI API under /v1; try:\n"
+               "  curl %s%s://%s:%u/v1/models -H \"Authorization: Bearer $(cat %s/initial-api-key)\")\n",
+               scheme, host.c_str(), server.port(), plain ? "" : ("--cacert " + so.tls_cert + " ").c_str(), scheme,
+               host.c_str(), server.port(), state_dir.c_str());
   // The tests and scripts read the bound port from this line.
   std::printf("listening %s:%u\n", host.c_str(), server.port());
   std::fflush(stdout);

@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config ccache python3
       libhwloc-dev libpcre2-dev cpputest libbenchmark-dev libsqlite3-dev libssl-dev
-      libboost-dev nlohmann-json3-dev prometheus)
+      libboost-dev nlohmann-json3-dev prometheus curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,7 +14,9 @@
 #include "supernode/daemon/rate_limiter.h"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -177,6 +179,21 @@ class Server::Impl {
   }
 
   Status start(uint16_t& port) {
+    if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
+      if (options_.tls_cert.empty() || options_.tls_key.empty()) {
+        return Status::invalid_argument("TLS", "both a certificate and its key are needed");
+      }
+      ssl_.emplace(net::ssl::context::tls_server);
+      // TLS 1.2 and 1.3 only.
+      ssl_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                        net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                        net::ssl::context::single_dh_use);
+      boost::system::error_code ec;
+      ssl_->use_certificate_chain_file(options_.tls_cert, ec);
+      if (ec) return Status::io_error("TLS certificate " + options_.tls_cert, ec.message());
+      ssl_->use_private_key_file(options_.tls_key, net::ssl::context::pem, ec);
+      if (ec) return Status::io_error("TLS key " + options_.tls_key, ec.message());
+    }
     const size_t colon = options_.listen.rfind(':');
     if (colon == std::string::npos) {
       return Status::invalid_argument("listen address '" + options_.listen + "'", "expected HOST:PORT");
@@ -226,22 +243,45 @@ class Server::Impl {
         continue;  // e.g. too many open files: keep serving the connections we have
       }
       const net::any_io_executor ex = socket.get_executor();
-      net::co_spawn(ex, session(std::move(socket)), net::detached);
+      if (ssl_) {
+        net::co_spawn(ex, session_tls(std::move(socket)), net::detached);
+      } else {
+        net::co_spawn(ex, session_plain(std::move(socket)), net::detached);
+      }
     }
   }
 
-  net::awaitable<void> session(tcp::socket socket) {
+  net::awaitable<void> session_plain(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
+    co_await serve(stream);
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  net::awaitable<void> session_tls(tcp::socket socket) {
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *ssl_);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
+    boost::system::error_code ec;
+    co_await stream.async_handshake(net::ssl::stream_base::server, net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return;  // not TLS, an old protocol version, or gone: nothing to answer
+    co_await serve(stream);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+    co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+  }
+
+  // The request loop of one connection (keep-alive), over either stream.
+  template <class Stream>
+  net::awaitable<void> serve(Stream& stream) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(options_.max_body_bytes);
       parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-      stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
       boost::system::error_code ec;
       co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
       if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
-          ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+          ec == net::error::connection_reset || ec == net::error::operation_aborted || ec == net::ssl::error::stream_truncated) {
         break;
       }
       if (ec) {
@@ -256,17 +296,15 @@ class Server::Impl {
         res.keep_alive(false);
         res.body() = error_body(e);
         res.prepare_payload();
-        stream.expires_after(std::chrono::seconds(10));
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
         co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
         break;
       }
       Request req = parser.release();
-      stream.expires_never();  // a request may generate for a long time
+      beast::get_lowest_layer(stream).expires_never();  // a request may generate for a long time
       const bool keep = co_await handle(stream, req);
       if (!keep || !req.keep_alive()) break;
     }
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   // A whole response to write. Coroutines here take no temporaries as arguments (GCC 12
@@ -282,7 +320,8 @@ class Server::Impl {
   static Reply error_reply(const ApiError& e) { return Reply{e.status, error_body(e), "application/json"}; }
 
   // Writes a whole response; false when the connection broke.
-  net::awaitable<bool> send(beast::tcp_stream& stream, const Request& req, const Reply& reply) {
+  template <class Stream>
+  net::awaitable<bool> send(Stream& stream, const Request& req, const Reply& reply) {
     Response res{reply.status, req.version()};
     res.set(http::field::server, "supernoded");
     res.set(http::field::content_type, reply.content_type);
@@ -291,14 +330,15 @@ class Server::Impl {
     res.body() = reply.body;
     res.prepare_payload();
     boost::system::error_code ec;
-    stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
     co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
-    stream.expires_never();
+    beast::get_lowest_layer(stream).expires_never();
     co_return !ec;
   }
 
   // Returns whether the connection may be kept.
-  net::awaitable<bool> handle(beast::tcp_stream& stream, const Request& req) {
+  template <class Stream>
+  net::awaitable<bool> handle(Stream& stream, const Request& req) {
     const std::string target(req.target().data(), req.target().size());
     const std::string path = target.substr(0, target.find('?'));
     std::optional<storage::ApiKeyRecord> key;
@@ -509,7 +549,8 @@ class Server::Impl {
             {"prompt_tokens_details", {{"cached_tokens", last.metrics.num_cached_tokens}}}};
   }
 
-  net::awaitable<bool> completions(beast::tcp_stream& stream, const Request& req, const storage::ApiKeyRecord& key) {
+  template <class Stream>
+  net::awaitable<bool> completions(Stream& stream, const Request& req, const storage::ApiKeyRecord& key) {
     CompletionCall call;
     if (ApiError e; !parse_completion(req, key, call, e)) {
       metrics_.request_refused("/v1/completions", static_cast<int>(e.status));
@@ -628,9 +669,9 @@ class Server::Impl {
     auto emit = [&](const std::string& data) -> net::awaitable<bool> {
       const std::string frame = "data: " + data + "\n\n";
       boost::system::error_code wec;
-      stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
       co_await net::async_write(stream, http::make_chunk(net::buffer(frame)), net::redirect_error(net::use_awaitable, wec));
-      stream.expires_never();
+      beast::get_lowest_layer(stream).expires_never();
       co_return !wec;
     };
     bool alive = !ec;
@@ -693,6 +734,7 @@ class Server::Impl {
   std::unordered_map<std::string, ModelHost*> hosts_;
   std::vector<ModelHost*> host_order_;
   net::io_context ioc_;
+  std::optional<net::ssl::context> ssl_;
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "supernode/storage/state_store.h"
 #include "test_support.h"
@@ -95,7 +97,7 @@ std::string run_out(const std::string& cmd) {
 // The real daemon as a child process, stopped with SIGTERM by the destructor.
 class Daemon {
  public:
-  Daemon(const std::string& model, const std::string& state_dir_in) {
+  Daemon(const std::string& model, const std::string& state_dir_in, bool tls = false) {
     const std::string state_dir = state_dir_in;
     const std::string out_file = state_dir + ".out";
     pid_ = ::fork();
@@ -104,8 +106,11 @@ class Daemon {
       (void)f;
       (void)std::freopen((state_dir + ".err").c_str(), "w", stderr);
       const std::string bin = sn::testing::bin_dir() + "/supernoded";
-      ::execl(bin.c_str(), bin.c_str(), "--listen", "127.0.0.1:0", "--state-dir", state_dir.c_str(), "-m", model.c_str(),
-              "--plain-http", "-t", "2", "--context", "512", static_cast<char*>(nullptr));
+      std::vector<const char*> argv = {bin.c_str(), "--listen", "127.0.0.1:0", "--state-dir", state_dir.c_str(),
+                                       "-m", model.c_str(), "-t", "2", "--context", "512"};
+      if (!tls) argv.push_back("--plain-http");
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
       ::_exit(127);
     }
     for (int i = 0; i < 600 && port_ == 0; ++i) {
@@ -317,6 +322,34 @@ TEST(Daemon, QuotasGive429WithRetryAfterAndUsageIsMetered) {
   }
   LONGS_EQUAL(2, requests);
   LONGS_EQUAL(6, completion);
+}
+
+// HTTPS by default: a self-signed certificate made at first start (key 0600) serves TLS
+// 1.2+; plain HTTP and TLS 1.1 are refused on it; --plain-http is refused off loopback.
+TEST(Daemon, HttpsByDefaultWithASelfSignedCertificate) {
+  d.reset();
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) {
+    std::fprintf(stderr, "SKIP: curl not installed; HTTPS not checked\n");
+    return;
+  }
+  sn::testing::TempDir state_dir;
+  Daemon tls(model, state_dir.path(), /*tls=*/true);
+  CHECK_TRUE(tls.port() != 0);
+  const std::string cert = state_dir.file("tls/cert.pem");
+  struct stat st {};
+  CHECK_EQUAL(0, ::stat(state_dir.file("tls/key.pem").c_str(), &st));
+  LONGS_EQUAL(0600, st.st_mode & 0777);
+  const std::string url = "https://localhost:" + std::to_string(tls.port());
+  const std::string ok = run_out("curl -s --cacert " + cert + " " + url + "/v1/completions -H 'Authorization: Bearer " +
+                                 tls.key() + "' -d '{\"model\":\"tiny\",\"prompt\":\"hi\",\"max_tokens\":2}'");
+  CHECK_TEXT(has(ok, "\"text_completion\""), ok.c_str());
+  const std::string old = run_out("curl -s -k --tls-max 1.1 " + url + "/healthz; echo rc=$?");
+  CHECK_TEXT(!has(old, "rc=0"), old.c_str());
+  HttpReply plain = http(tls.port(), "GET", "/healthz");
+  CHECK_TRUE(plain.status != 200);
+  const std::string refused = run_out(sn::testing::bin_dir() + "/supernoded --listen 0.0.0.0:0 --plain-http -m " + model +
+                                      " --state-dir " + state_dir.file("other") + " 2>&1; echo rc=$?");
+  CHECK_TEXT(has(refused, "refused on the non-loopback address") && has(refused, "rc=2"), refused.c_str());
 }
 
 TEST_GROUP(ModelDaemon){};

@@ -1,5 +1,5 @@
 // The OpenAI-compatible HTTP API of supernoded (Boost.Beast over Boost.Asio, HTTP/1.1 with
-// keep-alive): GET /healthz and /readyz without a key; with a key (Authorization: Bearer):
+// keep-alive, over TLS 1.2+ when given a certificate): GET /healthz and /readyz without a key; with a key (Authorization: Bearer):
 // GET /v1/models, POST /v1/completions (streaming as server-sent events, and not). Errors
 // use OpenAI's error object and status codes. Requests run on the ModelHosts; the tenant's
 // cache salt comes from the StateStore, never from the client.
@@ -30,6 +30,8 @@ struct ServerOptions {
   size_t max_body_bytes = 4u << 20;
   size_t max_header_bytes = 16u << 10;
   int idle_timeout_s = 60;  // a connection that sends nothing for this long is closed
+  std::string tls_cert;     // PEM chain and key: HTTPS (TLS 1.2+) when both are set
+  std::string tls_key;
 };
 
 class Server {
