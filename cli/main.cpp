@@ -1,5 +1,5 @@
 // `supernode`: the command-line face of the engine, after llama.cpp's tools (which users
-// know): run, tokenize, perplexity, bench, logits, inspect, hw, gen-model.
+// know): run, tokenize, perplexity, bench, logits, inspect, hw, gen-model, render-template.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -24,11 +24,12 @@ constexpr Command kCommands[] = {
     {"inspect", sn::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"hw", sn::cli::cmd_hw, "print what the hardware layer found"},
     {"gen-model", sn::cli::cmd_gen_model, "write a tiny GGUF model with random weights"},
+    {"render-template", sn::cli::cmd_render_template, "render a chat template with a conversation (as transformers does)"},
 };
 
 void print_usage(FILE* out) {
   std::fprintf(out, "usage: supernode COMMAND [options]   (supernode COMMAND --help for details)\n\ncommands:\n");
-  for (const Command& c : kCommands) std::fprintf(out, "  %-12s %s\n", c.name, c.summary);
+  for (const Command& c : kCommands) std::fprintf(out, "  %-16s %s\n", c.name, c.summary);
 }
 
 }  // namespace
