@@ -138,7 +138,8 @@ int cmd_gen_model(int argc, char** argv) {
              {{"--heads"}, "N", "attention heads", "4"},
              {{"--kv-heads"}, "N", "KV heads", "2"},
              {{"--ff"}, "N", "feed-forward width", "128"},
-             {{"--seed"}, "S", "random seed", "1"}});
+             {{"--seed"}, "S", "random seed", "1"},
+             {{"--chat-template"}, "FILE", "a Jinja chat template to store as tokenizer.chat_template", "none"}});
   if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
   if (!args.has("-o")) return usage_error(Status::invalid_argument("gen-model", "-o FILE is required"));
   engine::TinyModelSpec spec;
@@ -151,6 +152,11 @@ int cmd_gen_model(int argc, char** argv) {
     return usage_error(Status::invalid_argument("gen-model", "--tokenizer must be spm or bpe, got '" + tk + "'"));
   }
   spec.arch = args.str("--arch", "llama");
+  if (args.has("--chat-template")) {
+    Result<std::string> t = read_text_file(*args.value("--chat-template"));
+    if (!t.ok()) return runtime_error(t.status());
+    spec.chat_template = *t;
+  }
   const std::string type = args.str("--type", "f32");
   if (type == "f32") {
     spec.type = hal::DType::kF32;

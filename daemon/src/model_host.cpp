@@ -27,6 +27,19 @@ Result<std::unique_ptr<ModelHost>> ModelHost::load(const ModelHostOptions& optio
   Result<std::unique_ptr<engine::Model>> m = engine::Model::load(options.path);
   if (!m.ok()) return m.status().with_context(what);
   h->model_ = std::move(*m);
+  Result<engine::GgufChatTemplate> tmpl = engine::chat_template_from_gguf(h->model_->gguf());
+  if (tmpl.ok()) {
+    Result<engine::ChatTemplate> parsed = engine::ChatTemplate::parse(tmpl->source);
+    if (parsed.ok()) {
+      h->chat_.emplace(std::move(*parsed));
+      h->bos_text_ = tmpl->bos_token;
+      h->eos_text_ = tmpl->eos_token;
+    } else {
+      h->chat_status_ = parsed.status().with_context(what);
+    }
+  } else {
+    h->chat_status_ = tmpl.status().with_context(what);
+  }
   h->pool_ = std::make_unique<hal::ThreadPool>(hal::ThreadPool::Options{.n_threads = options.threads, .pin = true});
   h->backend_ = std::make_unique<hal::CpuBackend>(*h->pool_, hal::best_isa());
   h->clock_ = std::make_unique<scheduler::SteadyClock>();

@@ -134,6 +134,7 @@ struct Pending {
 
 // A parsed, validated /v1/completions request.
 struct CompletionCall {
+  bool chat = false;  // /v1/chat/completions
   ModelHost* host = nullptr;
   HostRequest request;
   storage::Limits tenant_limits;
@@ -357,10 +358,11 @@ class Server::Impl {
     } else if (path == "/v1/models") {
       reply = req.method() == http::verb::get ? Reply{http::status::ok, models_body(*key), "application/json"}
                                               : error_reply(method_not_allowed());
-    } else if (path == "/v1/completions") {
+    } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
       if (req.method() == http::verb::post) {
         const storage::ApiKeyRecord& k = *key;
-        const bool keep = co_await completions(stream, req, k);
+        const bool chat = path == "/v1/chat/completions";
+        const bool keep = co_await completions(stream, req, k, chat);
         co_return keep;
       }
       reply = error_reply(method_not_allowed());
@@ -370,7 +372,7 @@ class Server::Impl {
     if (static_cast<int>(reply.status) >= 400) {
       // Known routes only as label values: arbitrary paths must not grow the label set.
       const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/models" ||
-                         path == "/v1/completions";
+                         path == "/v1/completions" || path == "/v1/chat/completions";
       metrics_.request_refused(known ? path : "other", static_cast<int>(reply.status));
     }
     const bool ok = co_await send(stream, req, reply);
@@ -441,27 +443,31 @@ class Server::Impl {
     }
     call.host = h->second;
     const engine::Tokenizer& tok = call.host->model().tokenizer();
-    auto prompt = body.find("prompt");
-    if (prompt == body.end() || prompt->is_null()) {
-      err = {http::status::bad_request, "'prompt' is required", "invalid_request_error", "prompt"};
-      return false;
-    }
-    if (prompt->is_string()) {
-      call.request.prompt = tok.encode(prompt->get<std::string>(), {.add_special = true, .parse_special = false});
-    } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
-      for (const json& t : *prompt) {
-        if (!t.is_number_integer()) {
-          err = {http::status::bad_request, "'prompt' token arrays must hold integers", "invalid_request_error", "prompt"};
-          return false;
-        }
-        call.request.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
-      }
-    } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
-      call.request.prompt = tok.encode((*prompt)[0].get<std::string>(), {.add_special = true, .parse_special = false});
+    if (call.chat) {
+      if (!parse_messages(body, call, err)) return false;
     } else {
-      err = {http::status::bad_request, "'prompt' must be a string, one string in an array, or an array of token ids",
-             "invalid_request_error", "prompt"};
-      return false;
+      auto prompt = body.find("prompt");
+      if (prompt == body.end() || prompt->is_null()) {
+        err = {http::status::bad_request, "'prompt' is required", "invalid_request_error", "prompt"};
+        return false;
+      }
+      if (prompt->is_string()) {
+        call.request.prompt = tok.encode(prompt->get<std::string>(), {.add_special = true, .parse_special = false});
+      } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
+        for (const json& t : *prompt) {
+          if (!t.is_number_integer()) {
+            err = {http::status::bad_request, "'prompt' token arrays must hold integers", "invalid_request_error", "prompt"};
+            return false;
+          }
+          call.request.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
+        }
+      } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
+        call.request.prompt = tok.encode((*prompt)[0].get<std::string>(), {.add_special = true, .parse_special = false});
+      } else {
+        err = {http::status::bad_request, "'prompt' must be a string, one string in an array, or an array of token ids",
+               "invalid_request_error", "prompt"};
+        return false;
+      }
     }
     if (call.request.prompt.empty()) {
       err = {http::status::bad_request, "'prompt' is empty", "invalid_request_error", "prompt"};
@@ -479,6 +485,9 @@ class Server::Impl {
     sp.min_p = 0.0f;
     int64_t max_tokens = 16;
     int64_t seed = -1;
+    if (call.chat && body.contains("max_completion_tokens")) {
+      if (!get_number(body, "max_completion_tokens", max_tokens, 1, call.host->context(), err)) return false;
+    }
     if (!get_number(body, "max_tokens", max_tokens, 1, call.host->context(), err) ||
         !get_number(body, "temperature", sp.temperature, 0, 2, err) || !get_number(body, "top_p", sp.top_p, 0, 1, err) ||
         !get_number(body, "presence_penalty", sp.presence_penalty, -2, 2, err) ||
@@ -542,6 +551,107 @@ class Server::Impl {
     metrics_.request_done(model, tenant, status, static_cast<int64_t>(prompt_tokens), last.n_tokens, ttft, tpot, e2e);
   }
 
+  // nlohmann's JSON as the template engine's value (object member order kept).
+  static engine::JsonValue to_template_value(const json& j) {
+    switch (j.type()) {
+      case json::value_t::null: return engine::JsonValue::null();
+      case json::value_t::boolean: return engine::JsonValue::boolean(j.get<bool>());
+      case json::value_t::number_integer:
+      case json::value_t::number_unsigned: return engine::JsonValue::integer(j.get<int64_t>());
+      case json::value_t::number_float: return engine::JsonValue::number(j.get<double>());
+      case json::value_t::string: return engine::JsonValue::string(j.get<std::string>());
+      case json::value_t::array: {
+        engine::JsonValue::Array a;
+        for (const json& x : j) a.push_back(to_template_value(x));
+        return engine::JsonValue::make_array(std::move(a));
+      }
+      case json::value_t::object: {
+        engine::JsonValue::Object o;
+        for (auto it = j.begin(); it != j.end(); ++it) o.emplace_back(it.key(), to_template_value(it.value()));
+        return engine::JsonValue::make_object(std::move(o));
+      }
+      default: return engine::JsonValue::null();
+    }
+  }
+
+  // /v1/chat/completions: checks `messages`, renders them through the model's chat
+  // template (with the generation prompt) and tokenizes the result, special tokens parsed.
+  bool parse_messages(const json& body, CompletionCall& call, ApiError& err) {
+    auto messages = body.find("messages");
+    if (messages == body.end() || !messages->is_array() || messages->empty()) {
+      err = {http::status::bad_request, "'messages' must be a non-empty array", "invalid_request_error", "messages"};
+      return false;
+    }
+    json normalized = json::array();
+    for (size_t i = 0; i < messages->size(); ++i) {
+      const json& m = (*messages)[i];
+      const std::string where = "messages[" + std::to_string(i) + "]";
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+        err = {http::status::bad_request, "'" + where + "' must be an object with a string 'role'", "invalid_request_error",
+               where};
+        return false;
+      }
+      const std::string role = m["role"].get<std::string>();
+      if (role != "system" && role != "developer" && role != "user" && role != "assistant" && role != "tool") {
+        err = {http::status::bad_request, "'" + where + ".role' '" + role + "' is not one of system, developer, user, "
+               "assistant, tool", "invalid_request_error", where + ".role"};
+        return false;
+      }
+      json n = m;
+      // Content as parts: the text parts joined (images are not supported).
+      if (m.contains("content") && m["content"].is_array()) {
+        std::string text;
+        for (const json& part : m["content"]) {
+          if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string()) {
+            err = {http::status::bad_request, "'" + where + ".content' parts must be {\"type\": \"text\", \"text\": ...}",
+                   "invalid_request_error", where + ".content"};
+            return false;
+          }
+          text += part["text"].get<std::string>();
+        }
+        n["content"] = text;
+      } else if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null()) {
+        err = {http::status::bad_request, "'" + where + ".content' must be a string, an array of text parts or null",
+               "invalid_request_error", where + ".content"};
+        return false;
+      }
+      // Tool-call arguments arrive as JSON text; templates expect the object.
+      if (n.contains("tool_calls") && n["tool_calls"].is_array()) {
+        for (json& tc : n["tool_calls"]) {
+          if (tc.is_object() && tc.contains("function") && tc["function"].is_object() &&
+              tc["function"].contains("arguments") && tc["function"]["arguments"].is_string()) {
+            json parsed = json::parse(tc["function"]["arguments"].get<std::string>(), nullptr, false);
+            if (!parsed.is_discarded()) tc["function"]["arguments"] = parsed;
+          }
+        }
+      }
+      normalized.push_back(std::move(n));
+    }
+    const engine::ChatTemplate* tmpl = call.host->chat_template();
+    if (tmpl == nullptr) {
+      err = {http::status::bad_request,
+             "model '" + call.host->id() + "' has no chat template (" + call.host->chat_template_status().message() +
+                 "); use /v1/completions",
+             "invalid_request_error", "model"};
+      return false;
+    }
+    engine::ChatTemplateInputs in;
+    in.messages = to_template_value(normalized);
+    if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null()) in.tools = to_template_value(*tools);
+    in.add_generation_prompt = true;
+    in.bos_token = call.host->bos_text();
+    in.eos_token = call.host->eos_text();
+    Result<std::string> text = tmpl->render(in);
+    if (!text.ok()) {
+      err = {http::status::bad_request, "the chat template refused these messages: " + text.status().message(),
+             "invalid_request_error", "messages"};
+      return false;
+    }
+    call.request.prompt =
+        call.host->model().tokenizer().encode(*text, {.add_special = false, .parse_special = true});
+    return true;
+  }
+
   static json usage_json(const HostEvent& last, size_t prompt_tokens) {
     return {{"prompt_tokens", prompt_tokens},
             {"completion_tokens", last.n_tokens},
@@ -550,10 +660,11 @@ class Server::Impl {
   }
 
   template <class Stream>
-  net::awaitable<bool> completions(Stream& stream, const Request& req, const storage::ApiKeyRecord& key) {
+  net::awaitable<bool> completions(Stream& stream, const Request& req, const storage::ApiKeyRecord& key, bool chat) {
     CompletionCall call;
+    call.chat = chat;
     if (ApiError e; !parse_completion(req, key, call, e)) {
-      metrics_.request_refused("/v1/completions", static_cast<int>(e.status));
+      metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", static_cast<int>(e.status));
       const Reply reply = error_reply(e);
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
@@ -564,7 +675,7 @@ class Server::Impl {
                                          static_cast<int64_t>(prompt_tokens) + max_tokens, mono_s());
     const std::vector<std::pair<std::string, std::string>> rate_headers = ratelimit_headers(adm);
     if (!adm.ok) {
-      metrics_.request_refused("/v1/completions", 429);
+      metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", 429);
       Reply reply = error_reply({http::status::too_many_requests, "rate limit reached: " + adm.refused_by,
                                  "rate_limit_error", "", "rate_limit_exceeded"});
       reply.headers = rate_headers;
@@ -598,7 +709,7 @@ class Server::Impl {
       co_return ok;
     }
 
-    const std::string cid = random_id("cmpl-");
+    const std::string cid = random_id(call.chat ? "chatcmpl-" : "cmpl-");
     const int64_t created = now_s();
     const std::string model_id = call.host->id();
     auto next_events = [&]() -> net::awaitable<std::deque<HostEvent>> {
@@ -640,14 +751,19 @@ class Server::Impl {
       release.unused = max_tokens - last.n_tokens;
       state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), last.n_tokens);
       record_done(model_id, key.tenant, 200, prompt_tokens, last);
+      json choice = call.chat ? json{{"index", 0},
+                                     {"message", {{"role", "assistant"}, {"content", text}}},
+                                     {"logprobs", nullptr},
+                                     {"finish_reason", finish_name(last.finish)}}
+                              : json{{"index", 0},
+                                     {"text", text},
+                                     {"logprobs", nullptr},
+                                     {"finish_reason", finish_name(last.finish)}};
       json body = {{"id", cid},
-                   {"object", "text_completion"},
+                   {"object", call.chat ? "chat.completion" : "text_completion"},
                    {"created", created},
                    {"model", model_id},
-                   {"choices", json::array({{{"index", 0},
-                                             {"text", text},
-                                             {"logprobs", nullptr},
-                                             {"finish_reason", finish_name(last.finish)}}})},
+                   {"choices", json::array({choice})},
                    {"usage", usage_json(last, prompt_tokens)}};
       const Reply reply{http::status::ok, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json",
                         rate_headers};
@@ -675,6 +791,7 @@ class Server::Impl {
       co_return !wec;
     };
     bool alive = !ec;
+    bool first_chunk = true;
     for (bool done = false; alive && !done;) {
       for (HostEvent& ev : co_await next_events()) {
         if (!alive) break;
@@ -685,16 +802,22 @@ class Server::Impl {
           break;
         }
         if (!ev.text.empty() || ev.finish != HostFinish::kNone) {
+          const json finish = ev.finish == HostFinish::kNone ? json(nullptr) : json(finish_name(ev.finish));
+          json choice;
+          if (call.chat) {
+            json delta = json::object();
+            if (first_chunk) delta["role"] = "assistant";
+            if (!ev.text.empty() || first_chunk) delta["content"] = ev.text;
+            choice = {{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}};
+          } else {
+            choice = {{"index", 0}, {"text", ev.text}, {"logprobs", nullptr}, {"finish_reason", finish}};
+          }
+          first_chunk = false;
           json chunk = {{"id", cid},
-                        {"object", "text_completion"},
+                        {"object", call.chat ? "chat.completion.chunk" : "text_completion"},
                         {"created", created},
                         {"model", model_id},
-                        {"choices", json::array({{{"index", 0},
-                                                  {"text", ev.text},
-                                                  {"logprobs", nullptr},
-                                                  {"finish_reason", ev.finish == HostFinish::kNone
-                                                                        ? json(nullptr)
-                                                                        : json(finish_name(ev.finish))}}})}};
+                        {"choices", json::array({choice})}};
           if (call.include_usage) chunk["usage"] = nullptr;
           const std::string data = chunk.dump(-1, ' ', false, json::error_handler_t::replace);
           alive = co_await emit(data);
@@ -706,7 +829,7 @@ class Server::Impl {
           record_done(model_id, key.tenant, 200, prompt_tokens, ev);
           if (alive && call.include_usage) {
             json u = {{"id", cid},
-                      {"object", "text_completion"},
+                      {"object", call.chat ? "chat.completion.chunk" : "text_completion"},
                       {"created", created},
                       {"model", model_id},
                       {"choices", json::array()},

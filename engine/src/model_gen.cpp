@@ -188,6 +188,8 @@ Result<std::string> generate_tiny_model(const TinyModelSpec& s) {
     w.add_bool("tokenizer.ggml.add_bos_token", false);
   }
 
+  if (!s.chat_template.empty()) w.add_string("tokenizer.chat_template", s.chat_template);
+
   std::mt19937_64 rng(s.seed);
   auto mat = [&](const std::string& name, int64_t cols, int64_t rows) {
     w.add_tensor(name, {cols, rows}, s.type, matrix_bytes(rng, cols * rows, cols, s.type));

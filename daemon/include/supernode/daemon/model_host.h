@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "supernode/base/status.h"
+#include "supernode/engine/chat_template.h"
 #include "supernode/engine/model.h"
 #include "supernode/engine/sampling.h"
 #include "supernode/hal/cpu_backend.h"
@@ -83,6 +84,12 @@ class ModelHost {
   [[nodiscard]] const engine::Model& model() const { return *model_; }
   [[nodiscard]] int32_t context() const { return options_.context; }
   [[nodiscard]] int64_t created_s() const { return created_s_; }
+  // The model's chat template (from tokenizer.chat_template), or nullptr with the reason in
+  // chat_template_status() (a model without one serves completions only).
+  [[nodiscard]] const engine::ChatTemplate* chat_template() const { return chat_ ? &*chat_ : nullptr; }
+  [[nodiscard]] const Status& chat_template_status() const { return chat_status_; }
+  [[nodiscard]] const std::optional<std::string>& bos_text() const { return bos_text_; }
+  [[nodiscard]] const std::optional<std::string>& eos_text() const { return eos_text_; }
 
   // Queues a request; its events go to `sink` on the engine thread, the last one with
   // finish != kNone. Errors (sink not called): invalid_argument (empty or too long prompt,
@@ -125,6 +132,9 @@ class ModelHost {
   ModelHostOptions options_;
   int64_t created_s_ = 0;
   std::unique_ptr<engine::Model> model_;
+  std::optional<engine::ChatTemplate> chat_;
+  Status chat_status_;
+  std::optional<std::string> bos_text_, eos_text_;
   std::unique_ptr<hal::ThreadPool> pool_;
   std::unique_ptr<hal::CpuBackend> backend_;
   std::unique_ptr<scheduler::SteadyClock> clock_;

@@ -28,6 +28,7 @@ struct TinyModelSpec {
   int32_t n_ctx = 1024;
   hal::DType type = hal::DType::kF32;  // matrices: f32, f16 or bf16
   uint64_t seed = 1;
+  std::string chat_template;  // tokenizer.chat_template; empty: none
 };
 
 // The GGUF file's bytes. Errors name the unsupported field.
