@@ -77,7 +77,7 @@ void bm_matmul(benchmark::State& state, DType type, Isa isa, bool packed, int64_
 
 // Decode as the model sees it: many distinct matrices (more bytes than any cache), each
 // streamed once per pass from DRAM. Compare with the ReadBandwidth benchmark of the same run.
-void bm_gemv_stream(benchmark::State& state, DType type, int64_t rows, int64_t cols, int copies) {
+void bm_gemv_stream(benchmark::State& state, DType type, int64_t rows, int64_t cols, int copies, int64_t n_tokens) {
   sn::hal::CpuBackend be(bench_pool(), sn::hal::best_isa());
   std::vector<std::vector<uint8_t>> ws;
   std::vector<sn::hal::WeightView> views;
@@ -86,15 +86,18 @@ void bm_gemv_stream(benchmark::State& state, DType type, int64_t rows, int64_t c
     views.push_back({type, rows, cols, ws.back().data()});
     be.prepare(views.back());
   }
-  std::vector<float> x(static_cast<size_t>(cols), 0.5f);
-  std::vector<float> y(static_cast<size_t>(rows));
+  std::vector<float> x(static_cast<size_t>(cols * n_tokens), 0.5f);
+  std::vector<float> y(static_cast<size_t>(rows * n_tokens));
   for (auto _ : state) {
-    for (const sn::hal::WeightView& v : views) be.matmul(v, x.data(), 1, y.data(), rows);
+    for (const sn::hal::WeightView& v : views) be.matmul(v, x.data(), n_tokens, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["weight_bytes/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * copies * static_cast<double>(ws[0].size()),
                          benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["ops/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * copies * 2.0 *
+                                                   static_cast<double>(rows * cols * n_tokens),
+                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
 struct Shape {
@@ -103,10 +106,14 @@ struct Shape {
 
 int register_all() {
   for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
-    const std::string name = std::string("MatmulGemvStream/") + sn::hal::dtype_name(type) + "/64x2048x5632";
-    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bm_gemv_stream(st, type, 2048, 5632, 64); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    for (int64_t nt : {1, 16}) {
+      // 16 tokens: a batch of 16 decoding streams, weights streamed from DRAM as in the model.
+      const std::string name = std::string(nt == 1 ? "MatmulGemvStream/" : "MatmulGemm16Stream/") +
+                               sn::hal::dtype_name(type) + "/64x2048x5632";
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bm_gemv_stream(st, type, 2048, 5632, 64, nt); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
   }
   const Shape shapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
   const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};

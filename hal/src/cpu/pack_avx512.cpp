@@ -49,7 +49,8 @@ struct Act {
 
 SN_INLINE const uint8_t* act_rec(const MatmulTask& task, int64_t t) { return task.act + t * task.layout.token_bytes; }
 
-// Decode streams each weight once from DRAM. The hardware prefetchers alone left the packed
+// Decode streams each weight once from DRAM (and a batch of decodes makes one pass per token
+// tile, the first from DRAM). The hardware prefetchers alone left the packed
 // GEMV at ~44 GB/s of the ~61 GB/s the cores can read; asking for the lines 4 KiB ahead of
 // each stream lifted it to ~54 GB/s (MatmulGemvStream benchmark; 8 and 16 KiB were worse).
 // Prefetches never fault, so running past the end of a weight is harmless.
@@ -155,7 +156,7 @@ struct PQ8_0 {
 template <class P>
 struct Tile32 {
   template <int NT>
-  SN_INLINE static void run(const MatmulTask& task, int64_t g, int64_t t) {
+  SN_INLINE static void run(const MatmulTask& task, int64_t g, int64_t t, bool prefetch) {
     const int64_t nb = task.cols / kQK;
     const uint8_t* quants = task.w + g * task.row_bytes;
     const uint8_t* scales = quants + nb * P::kQuantBytes;
@@ -171,7 +172,7 @@ struct Tile32 {
 #pragma GCC unroll 8
     for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      if constexpr (NT == 1) prefetch_ahead<P::kQuantBytes>(quants + b * P::kQuantBytes);
+      if (prefetch) prefetch_ahead<P::kQuantBytes>(quants + b * P::kQuantBytes);
       constexpr bool kX16 = P::kNibbles && NT <= 2;
       __m512i u[8];
       if constexpr (kX16) {
@@ -257,7 +258,7 @@ struct Tile32 {
 
 struct TileQ4_K {
   template <int NT>
-  SN_INLINE static void run(const MatmulTask& task, int64_t g, int64_t t) {
+  SN_INLINE static void run(const MatmulTask& task, int64_t g, int64_t t, bool prefetch) {
     const int64_t nb = task.cols / kQKK;
     const uint8_t* base = task.w + g * task.row_bytes;
     Act act[NT];
@@ -273,7 +274,7 @@ struct TileQ4_K {
     for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* p = base + b * 2368;
-      if constexpr (NT == 1) prefetch_ahead<2368>(p);
+      if (prefetch) prefetch_ahead<2368>(p);
       __m512i isum[NT];
 #pragma GCC unroll 8
       for (int j = 0; j < NT; ++j) isum[j] = _mm512_setzero_si512();
@@ -323,7 +324,7 @@ struct TileQ4_K {
 
 struct TileQ6_K {
   template <int NT>
-  SN_INLINE static void run(const MatmulTask& task, int64_t g, int64_t t) {
+  SN_INLINE static void run(const MatmulTask& task, int64_t g, int64_t t, bool prefetch) {
     const int64_t nb = task.cols / kQKK;
     const uint8_t* base = task.w + g * task.row_bytes;
     Act act[NT];
@@ -340,7 +341,7 @@ struct TileQ6_K {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* p = base + b * 3392;
-      if constexpr (NT == 1) prefetch_ahead<3392>(p);
+      if (prefetch) prefetch_ahead<3392>(p);
       __m512i isum[NT];
 #pragma GCC unroll 8
       for (int j = 0; j < NT; ++j) isum[j] = _mm512_setzero_si512();
@@ -386,8 +387,10 @@ void run_packed(const MatmulTask& task, int64_t r0, int64_t r1, int64_t t0, int6
   }
   for (; g < g1; ++g) {
     int64_t t = t0;
-    for (; t + NT <= t1; t += NT) T::template run<NT>(task, g, t);
-    for (; t < t1; ++t) T::template run<1>(task, g, t);
+    // The group's first pass over its weights brings them in from DRAM: it prefetches ahead
+    // (into the next group at its end); later passes find them in cache.
+    for (; t + NT <= t1; t += NT) T::template run<NT>(task, g, t, t == t0);
+    for (; t < t1; ++t) T::template run<1>(task, g, t, t == t0);
   }
 }
 
