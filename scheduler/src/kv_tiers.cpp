@@ -5,10 +5,13 @@
 // thread is using is `busy` and is never reused or refilled until it lets go.
 #include "supernode/scheduler/kv_tiers.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <thread>
 #include <string_view>
 #include <utility>
 
@@ -90,8 +93,17 @@ Result<std::unique_ptr<KvTiers>> KvTiers::open(storage::Env& env, const KvTiersC
   }
   if (slots > (1u << 30)) return Status::invalid_argument(what, "host RAM tier too large");
   t->num_slots_ = static_cast<int32_t>(slots);
-  // Not value-initialized: pages are committed as slots are first used.
-  if (slots > 0) t->arena_.reset(new std::byte[slots * t->slot_bytes_]);
+  if (slots > 0) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t bytes = (slots * t->slot_bytes_ + kHuge - 1) / kHuge * kHuge;
+    void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+      return Status::resource_exhausted(what, "cannot reserve " + std::to_string(bytes >> 20) + " MiB of host RAM");
+    }
+    (void)madvise(mem, bytes, MADV_HUGEPAGE);  // advice only
+    t->arena_ = std::unique_ptr<std::byte[], detail::KvArenaFree>(static_cast<std::byte*>(mem), detail::KvArenaFree{bytes});
+    t->arena_bytes_ = bytes;
+  }
   if (config.int8) t->scratch_.resize(block_bytes);
   {
     std::lock_guard<std::mutex> lock(t->mu_);
@@ -107,8 +119,8 @@ Result<std::unique_ptr<KvTiers>> KvTiers::open(storage::Env& env, const KvTiersC
     o.block_bytes = t->slot_bytes_;
     o.model_id = config.model_id + (config.int8 ? "|kv-int8-rows" : "|kv-f16");
     o.min_free_bytes = config.disk_min_free_bytes;
-    KvTiers* self = t.get();
-    o.on_drop = [self](const storage::BlockKey& key) { self->on_disk_drop(key); };
+    KvTiers* self_for_drop = t.get();
+    o.on_drop = [self = self_for_drop](const storage::BlockKey& key) { self->on_disk_drop(key); };
     Result<std::unique_ptr<storage::DiskBlockStore>> store = storage::DiskBlockStore::open(env, o, progress);
     if (!store.ok()) return store.status().with_context(what);
     t->store_ = std::move(*store);
@@ -116,9 +128,16 @@ Result<std::unique_ptr<KvTiers>> KvTiers::open(storage::Env& env, const KvTiersC
     for (const storage::BlockKey& k : t->store_->keys()) t->on_disk_.insert(from_disk_key(k));
     t->stats_.has_disk = true;
     t->snapshot_disk_stats();
+  }
+  if (t->store_ != nullptr || t->arena_bytes_ > 0) {
+    KvTiers* self = t.get();
     t->io_thread_ = std::thread([self] { self->io_main(); });
   }
   return t;
+}
+
+void detail::KvArenaFree::operator()(std::byte* p) const {
+  if (p != nullptr) munmap(p, bytes);
 }
 
 KvTiers::~KvTiers() {
@@ -341,9 +360,41 @@ void KvTiers::on_disk_drop(const storage::BlockKey& key) {
   on_disk_.erase(from_disk_key(key));
 }
 
+double KvTiers::warmup_fraction() const {
+  return arena_bytes_ == 0 ? 1.0 : static_cast<double>(populated_bytes_.load()) / static_cast<double>(arena_bytes_);
+}
+
+void KvTiers::wait_warm(const std::function<void(double)>& progress) {
+  size_t last = 0;
+  while (populated_bytes_.load() < arena_bytes_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const size_t now = populated_bytes_.load();
+    if (progress && now - last >= (size_t{64} << 20)) {
+      progress(warmup_fraction());
+      last = now;
+    }
+  }
+  if (progress) progress(1.0);
+}
+
 void KvTiers::io_main() {
   for (;;) {
     std::unique_lock<std::mutex> lock(mu_);
+    if (writes_.empty() && fetches_.empty() && !stop_ && populated_bytes_.load() < arena_bytes_) {
+      // Idle: map the next piece of the arena in (MADV_POPULATE_WRITE, Linux 5.14+; where
+      // the kernel refuses, warm-up simply ends and slots fault in as used).
+      lock.unlock();
+      constexpr size_t kPiece = size_t{4} << 20;
+      const size_t at = populated_bytes_.load();
+      const size_t n = std::min(kPiece, arena_bytes_ - at);
+#ifdef MADV_POPULATE_WRITE
+      const bool ok = madvise(arena_.get() + at, n, MADV_POPULATE_WRITE) == 0;
+#else
+      const bool ok = false;
+#endif
+      populated_bytes_.store(ok ? at + n : arena_bytes_);
+      continue;
+    }
     io_cv_.wait(lock, [&] { return stop_ || !writes_.empty() || !fetches_.empty(); });
     // Reads first: a request waits on them; writes only protect against later evictions.
     if (!fetches_.empty()) {
