@@ -22,6 +22,12 @@ int cmd_inspect(int argc, char** argv);
 int cmd_hw(int argc, char** argv);
 int cmd_gen_model(int argc, char** argv);
 int cmd_render_template(int argc, char** argv);
+int cmd_keys(int argc, char** argv);
+int cmd_tenants(int argc, char** argv);
+int cmd_usage(int argc, char** argv);
+int cmd_audit(int argc, char** argv);
+int cmd_backup(int argc, char** argv);
+int cmd_status(int argc, char** argv);
 
 // Shared plumbing.
 int usage_error(const Status& s);

@@ -1,6 +1,8 @@
 // `supernode`: the command-line face of the engine, after llama.cpp's tools (which users
-// know): run, tokenize, perplexity, bench, logits, inspect, hw, gen-model, render-template.
+// know): run, tokenize, perplexity, bench, logits, inspect, hw, gen-model, render-template;
+// and the admin commands that talk to supernoded (keys, tenants, usage, audit, backup, status).
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -25,6 +27,12 @@ constexpr Command kCommands[] = {
     {"hw", sn::cli::cmd_hw, "print what the hardware layer found"},
     {"gen-model", sn::cli::cmd_gen_model, "write a tiny GGUF model with random weights"},
     {"render-template", sn::cli::cmd_render_template, "render a chat template with a conversation (as transformers does)"},
+    {"keys", sn::cli::cmd_keys, "create, list and revoke API keys (through the daemon's admin socket)"},
+    {"tenants", sn::cli::cmd_tenants, "create and list tenants (admin socket)"},
+    {"usage", sn::cli::cmd_usage, "usage per key per minute (admin socket)"},
+    {"audit", sn::cli::cmd_audit, "verify the audit log's hash chain (admin socket)"},
+    {"backup", sn::cli::cmd_backup, "an online backup of the daemon's state (admin socket)"},
+    {"status", sn::cli::cmd_status, "what the daemon serves now (admin socket)"},
 };
 
 void print_usage(FILE* out) {
@@ -35,6 +43,13 @@ void print_usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `supernode --admin-socket PATH COMMAND ...`: the admin commands' socket, given first.
+  if (argc >= 3 && std::strcmp(argv[1], "--admin-socket") == 0) {
+    setenv("SUPERNODE_ADMIN_SOCKET", argv[2], 1);
+    argv[2] = argv[0];
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 2) {
     print_usage(stderr);
     return 2;

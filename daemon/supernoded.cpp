@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "supernode/base/args.h"
+#include "supernode/daemon/admin.h"
 #include "supernode/daemon/model_host.h"
 #include "supernode/daemon/server.h"
 #include "supernode/daemon/tls.h"
@@ -47,13 +48,14 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  sn::Args args("supernoded", "[--listen HOST:PORT] [--state-dir DIR] [-m MODEL.gguf ...] [--plain-http]",
+  sn::Args args("supernoded", "[--listen HOST:PORT] [--state-dir DIR] [--admin-socket PATH] [-m MODEL.gguf ...] [--plain-http]",
                 "The Supernode daemon: serves the OpenAI-compatible API over the models given with -m\n"
                 "(each under its file stem as the model id). On first start with an empty state\n"
                 "directory it creates tenant 'default' and one API key, written to\n"
                 "STATE_DIR/initial-api-key (mode 0600).",
                 {{{"--listen"}, "HOST:PORT", "address to serve on", "127.0.0.1:8080"},
                  {{"--state-dir"}, "DIR", "where the state database and KV cache live", "/var/lib/supernode"},
+                 {{"--admin-socket"}, "PATH", "Unix socket of the admin CLI", "/run/supernode/admin.sock"},
                  {{"-m", "--model"}, "FILE", "a GGUF model to serve (repeatable)", ""},
                  {{"--plain-http"}, "", "serve plain HTTP (refused on a non-loopback address)", ""},
                  {{"--tls-cert"}, "FILE", "PEM certificate chain for HTTPS", "STATE_DIR/tls/cert.pem, self-signed at first start"},
@@ -133,6 +135,14 @@ int main(int argc, char** argv) {
   }
   sn::daemon::Server server(so, **state, raw);
   if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
+  const std::string admin_path = args.str("--admin-socket", "/run/supernode/admin.sock");
+  sn::daemon::AdminServer admin(admin_path, **state, raw);
+  if (sn::Status s = admin.start(); !s.is_ok()) {
+    // The API serves without it; the admin CLI then says it cannot connect.
+    std::fprintf(stderr, "supernoded: warning: no admin socket: %s\n", s.to_string().c_str());
+  } else {
+    std::fprintf(stderr, "supernoded: admin socket %s\n", admin_path.c_str());
+  }
   const std::string host = listen.substr(0, listen.rfind(':'));
   const char* scheme = plain ? "http" : "https";
   std::fprintf(stderr, "supernoded: listening on %s://%s:%u (OpenAI API under /v1; try:\n"
@@ -145,6 +155,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   std::fprintf(stderr, "supernoded: signal %d, stopping\n", sig);
+  admin.stop();
   server.stop();
   return 0;
 }

@@ -106,8 +106,9 @@ class Daemon {
       (void)f;
       (void)std::freopen((state_dir + ".err").c_str(), "w", stderr);
       const std::string bin = sn::testing::bin_dir() + "/supernoded";
+      const std::string admin = state_dir + "/admin.sock";
       std::vector<const char*> argv = {bin.c_str(), "--listen", "127.0.0.1:0", "--state-dir", state_dir.c_str(),
-                                       "-m", model.c_str(), "-t", "2", "--context", "512"};
+                                       "--admin-socket", admin.c_str(), "-m", model.c_str(), "-t", "2", "--context", "512"};
       if (!tls) argv.push_back("--plain-http");
       argv.push_back(nullptr);
       ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
@@ -244,6 +245,23 @@ TEST(Daemon, ChatCompletionsThroughTheModelsTemplate) {
   CHECK_TRUE(has(bad.body, "messages[0].role"));
   HttpReply empty = http(d->port(), "POST", "/v1/chat/completions", R"({"model":"tiny","messages":[]})", d->key());
   LONGS_EQUAL(400, empty.status);
+}
+
+// The admin CLI over the daemon's Unix socket: a tenant and a key made there work on the
+// API; a revoked key gets 401; the audit chain verifies.
+TEST(Daemon, AdminCliManagesTenantsAndKeys) {
+  const std::string cli = sn::testing::bin_dir() + "/supernode --admin-socket " + dir->file("state") + "/admin.sock ";
+  CHECK_TRUE(has(run_out(cli + "tenants create acme --rpm 100 2>&1"), "created tenant acme"));
+  std::string key = run_out(cli + "keys create --tenant acme");
+  while (!key.empty() && key.back() == '\n') key.pop_back();
+  CHECK_TEXT(key.rfind("sk-sn-", 0) == 0, key.c_str());
+  LONGS_EQUAL(200, http(d->port(), "GET", "/v1/models", "", key).status);
+  const std::string key_id = key.substr(6, 16);
+  CHECK_TRUE(has(run_out(cli + "keys list --tenant acme"), key_id));
+  CHECK_TRUE(has(run_out(cli + "keys revoke " + key_id), "revoked"));
+  LONGS_EQUAL(401, http(d->port(), "GET", "/v1/models", "", key).status);
+  CHECK_TRUE(has(run_out(cli + "audit verify; echo rc=$?"), "rc=0"));
+  CHECK_TRUE(has(run_out(cli + "keys create --tenant nobody 2>&1; echo rc=$?"), "rc=1"));
 }
 
 TEST(Daemon, BadRequestsGetOpenAiErrors) {

@@ -1,0 +1,261 @@
+// `supernode keys|tenants|usage|audit|backup|status`: the admin CLI, a client of the
+// daemon's Unix admin socket (daemon/include/supernode/daemon/admin.h gives the protocol).
+// `keys create` prints only the new key on stdout (scripts rely on it); other commands print
+// a table or the daemon's answer. Errors go to stderr with exit code 1; usage errors exit 2.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "commands.h"
+
+namespace sn::cli {
+namespace {
+
+using json = nlohmann::json;
+constexpr const char* kDefaultSocket = "/run/supernode/admin.sock";
+
+// One request, one answer line.
+Result<json> call(const std::string& path, const json& req) {
+  const std::string what = "admin socket " + path;
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return Status::invalid_argument(what, "path too long");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::io_error(what, std::strerror(errno));
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return Status::io_error(what, why + " (is supernoded running? --admin-socket PATH names another socket)");
+  }
+  const std::string line = req.dump() + "\n";
+  size_t off = 0;
+  while (off < line.size()) {
+    const ssize_t n = ::send(fd, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  std::string reply;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) reply.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  json j = json::parse(reply, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::io_error(what, "the daemon's answer is not JSON");
+  if (!j.value("ok", false)) return Status::invalid_argument(what, j.value("error", std::string("refused")));
+  return j;
+}
+
+// Common options of the admin commands.
+std::vector<OptionSpec> admin_options(std::vector<OptionSpec> more) {
+  more.push_back({{"--admin-socket"}, "PATH", "the daemon's admin socket", kDefaultSocket});
+  return more;
+}
+
+Status add_limits(const Args& args, json& req) {
+  for (const char* k : {"--rpm", "--tpm", "--concurrency"}) {
+    if (!args.has(k)) continue;
+    Result<long long> v = args.integer(k, 0, 0, 1LL << 40);
+    if (!v.ok()) return v.status();
+    req[std::string(k + 2)] = *v;
+  }
+  if (args.has("--models")) {
+    json models = json::array();
+    const std::string list = *args.value("--models");
+    size_t start = 0;
+    while (start <= list.size()) {
+      const size_t end = std::min(list.find(',', start), list.size());
+      if (end > start) models.push_back(list.substr(start, end - start));
+      start = end + 1;
+    }
+    req["models"] = models;
+  }
+  return Status::ok();
+}
+
+const std::vector<OptionSpec> kLimitOptions = {
+    {{"--rpm"}, "N", "requests per minute (0: no limit)", "0"},
+    {{"--tpm"}, "N", "prompt + completion tokens per minute (0: no limit)", "0"},
+    {{"--concurrency"}, "N", "requests in flight (0: no limit)", "0"},
+    {{"--models"}, "a,b", "allowed model ids (default: all)", ""}};
+
+// --admin-socket, else `supernode --admin-socket PATH ...` (SUPERNODE_ADMIN_SOCKET), else the default.
+std::string socket_path(const Args& args) {
+  const char* env = std::getenv("SUPERNODE_ADMIN_SOCKET");
+  return args.str("--admin-socket", env != nullptr && *env != '\0' ? env : kDefaultSocket);
+}
+
+int run_call(const Args& args, const json& req, json* out) {
+  Result<json> r = call(socket_path(args), req);
+  if (!r.ok()) return runtime_error(r.status());
+  *out = std::move(*r);
+  return 0;
+}
+
+std::string limits_text(const json& l) {
+  std::string models;
+  for (const json& m : l.value("models", json::array())) models += (models.empty() ? "" : ",") + m.get<std::string>();
+  return "rpm " + std::to_string(l.value("rpm", 0)) + ", tpm " + std::to_string(l.value("tpm", 0)) + ", concurrency " +
+         std::to_string(l.value("concurrency", 0)) + ", models " + (models.empty() ? "all" : models);
+}
+
+}  // namespace
+
+int cmd_keys(int argc, char** argv) {
+  const std::string sub = argc > 2 ? argv[2] : "";
+  std::vector<OptionSpec> opts = kLimitOptions;
+  opts.push_back({{"--tenant"}, "NAME", "the key's tenant (create), or only this tenant's keys (list)", ""});
+  opts.push_back({{"--label"}, "TEXT", "a note shown in lists", ""});
+  Args args("keys", "create --tenant NAME [--rpm N] [--tpm N] [--concurrency N] [--models a,b] | list [--tenant NAME] | revoke KEY_ID",
+            "Manages API keys through the daemon's admin socket. `keys create` prints only the new\n"
+            "key (it is shown this once; only its hash is stored).",
+            admin_options(opts));
+  if (sub == "--help" || sub == "-h" || sub.empty()) {
+    std::printf("%s", args.help_text().c_str());
+    return sub.empty() ? 2 : 0;
+  }
+  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  if (args.help_requested()) {
+    std::printf("%s", args.help_text().c_str());
+    return 0;
+  }
+  json req, res;
+  if (sub == "create") {
+    if (!args.has("--tenant")) return usage_error(Status::invalid_argument("keys create", "--tenant NAME is required"));
+    req = {{"cmd", "keys.create"}, {"tenant", *args.value("--tenant")}, {"label", args.str("--label", "")}};
+    if (Status s = add_limits(args, req); !s.is_ok()) return usage_error(s);
+    if (int rc = run_call(args, req, &res); rc != 0) return rc;
+    std::printf("%s\n", res["key"].get<std::string>().c_str());
+    return 0;
+  }
+  if (sub == "list") {
+    req = {{"cmd", "keys.list"}, {"tenant", args.str("--tenant", "")}};
+    if (int rc = run_call(args, req, &res); rc != 0) return rc;
+    std::printf("%-18s %-16s %-8s %s\n", "key id", "tenant", "state", "limits");
+    for (const json& k : res["keys"]) {
+      std::printf("%-18s %-16s %-8s %s%s%s\n", k["key_id"].get<std::string>().c_str(), k["tenant"].get<std::string>().c_str(),
+                  k["revoked"].get<bool>() ? "revoked" : "active", limits_text(k["limits"]).c_str(),
+                  k["label"].get<std::string>().empty() ? "" : "  # ", k["label"].get<std::string>().c_str());
+    }
+    return 0;
+  }
+  if (sub == "revoke") {
+    if (args.positional().size() != 1) return usage_error(Status::invalid_argument("keys revoke", "give one KEY_ID"));
+    req = {{"cmd", "keys.revoke"}, {"key_id", args.positional()[0]}};
+    if (int rc = run_call(args, req, &res); rc != 0) return rc;
+    std::printf("revoked %s\n", args.positional()[0].c_str());
+    return 0;
+  }
+  return usage_error(Status::invalid_argument("keys", "unknown subcommand '" + sub + "' (create, list, revoke)"));
+}
+
+int cmd_tenants(int argc, char** argv) {
+  const std::string sub = argc > 2 ? argv[2] : "";
+  Args args("tenants", "create NAME [--rpm N] [--tpm N] [--concurrency N] [--models a,b] | list",
+            "Manages tenants through the daemon's admin socket.", admin_options(kLimitOptions));
+  if (sub == "--help" || sub == "-h" || sub.empty()) {
+    std::printf("%s", args.help_text().c_str());
+    return sub.empty() ? 2 : 0;
+  }
+  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  json req, res;
+  if (sub == "create") {
+    if (args.positional().size() != 1) return usage_error(Status::invalid_argument("tenants create", "give one NAME"));
+    req = {{"cmd", "tenants.create"}, {"name", args.positional()[0]}};
+    if (Status s = add_limits(args, req); !s.is_ok()) return usage_error(s);
+    if (int rc = run_call(args, req, &res); rc != 0) return rc;
+    std::printf("created tenant %s (%s)\n", args.positional()[0].c_str(), limits_text(res["tenant"]["limits"]).c_str());
+    return 0;
+  }
+  if (sub == "list") {
+    req = {{"cmd", "tenants.list"}};
+    if (int rc = run_call(args, req, &res); rc != 0) return rc;
+    for (const json& t : res["tenants"]) {
+      std::printf("%-20s %s\n", t["name"].get<std::string>().c_str(), limits_text(t["limits"]).c_str());
+    }
+    return 0;
+  }
+  return usage_error(Status::invalid_argument("tenants", "unknown subcommand '" + sub + "' (create, list)"));
+}
+
+int cmd_usage(int argc, char** argv) {
+  Args args("usage", "[--tenant NAME] [--minutes N]", "Usage per key per minute, from the daemon's metering.",
+            admin_options({{{"--tenant"}, "NAME", "only this tenant", ""},
+                           {{"--minutes"}, "N", "how far back", "60"}}));
+  if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
+  Result<long long> minutes = args.integer("--minutes", 60, 1, 1LL << 30);
+  if (!minutes.ok()) return usage_error(minutes.status());
+  json res;
+  if (int rc = run_call(args, {{"cmd", "usage"}, {"tenant", args.str("--tenant", "")}, {"since_minutes", *minutes}}, &res);
+      rc != 0) {
+    return rc;
+  }
+  std::printf("%-12s %-18s %-16s %9s %14s %18s\n", "minute", "key id", "tenant", "requests", "prompt tokens",
+              "completion tokens");
+  for (const json& u : res["rows"]) {
+    std::printf("%-12lld %-18s %-16s %9lld %14lld %18lld\n", static_cast<long long>(u["minute"].get<int64_t>()),
+                u["key_id"].get<std::string>().c_str(), u["tenant"].get<std::string>().c_str(),
+                static_cast<long long>(u["requests"].get<int64_t>()), static_cast<long long>(u["prompt_tokens"].get<int64_t>()),
+                static_cast<long long>(u["completion_tokens"].get<int64_t>()));
+  }
+  return 0;
+}
+
+int cmd_audit(int argc, char** argv) {
+  const std::string sub = argc > 2 ? argv[2] : "";
+  Args args("audit", "verify", "Recomputes the audit log's SHA-256 chain; exit 1 when it is broken.", admin_options({}));
+  if (sub != "verify") {
+    if (sub == "--help" || sub == "-h") {
+      std::printf("%s", args.help_text().c_str());
+      return 0;
+    }
+    return usage_error(Status::invalid_argument("audit", "the subcommand is 'verify'"));
+  }
+  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  json res;
+  if (int rc = run_call(args, {{"cmd", "audit.verify"}}, &res); rc != 0) return rc;
+  if (res["verified"].get<bool>()) {
+    std::printf("audit log verified: %lld rows, chain intact\n", static_cast<long long>(res["rows"].get<int64_t>()));
+    return 0;
+  }
+  std::fprintf(stderr, "supernode: audit log BROKEN at row %lld: %s\n",
+               static_cast<long long>(res["first_bad_seq"].get<int64_t>()), res["problem"].get<std::string>().c_str());
+  return 1;
+}
+
+int cmd_backup(int argc, char** argv) {
+  Args args("backup", "FILE", "An online, consistent copy of the daemon's state database into FILE.", admin_options({}));
+  if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
+  if (args.positional().size() != 1) return usage_error(Status::invalid_argument("backup", "give one FILE"));
+  char abs[4096];
+  const std::string file = args.positional()[0];
+  const std::string path = file.rfind('/', 0) == 0 || ::getcwd(abs, sizeof abs) == nullptr ? file : std::string(abs) + "/" + file;
+  json res;
+  if (int rc = run_call(args, {{"cmd", "backup"}, {"path", path}}, &res); rc != 0) return rc;
+  std::printf("backed up to %s\n", path.c_str());
+  return 0;
+}
+
+int cmd_status(int argc, char** argv) {
+  Args args("status", "", "What the daemon serves: per model, running and waiting requests, KV blocks.", admin_options({}));
+  if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
+  json res;
+  if (int rc = run_call(args, {{"cmd", "status"}}, &res); rc != 0) return rc;
+  for (const json& m : res["models"]) {
+    std::printf("%-24s running %lld, waiting %lld, steps %lld, tokens %lld, KV blocks %lld/%lld\n",
+                m["id"].get<std::string>().c_str(), static_cast<long long>(m["running"].get<int64_t>()),
+                static_cast<long long>(m["waiting"].get<int64_t>()), static_cast<long long>(m["steps"].get<int64_t>()),
+                static_cast<long long>(m["tokens_generated"].get<int64_t>()),
+                static_cast<long long>(m["kv_blocks_used"].get<int64_t>()), static_cast<long long>(m["kv_blocks"].get<int64_t>()));
+  }
+  return 0;
+}
+
+}  // namespace sn::cli
