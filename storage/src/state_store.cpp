@@ -432,6 +432,17 @@ Limits limits_from(const sql::Stmt& st, int first_col) {
   return l;
 }
 
+// A row of SELECT id, name, cache_salt, rpm, tpm, concurrency, models, created_us FROM tenants.
+TenantRecord tenant_from(const sql::Stmt& st) {
+  TenantRecord t;
+  t.id = st.i64(0);
+  t.name = st.text(1);
+  t.cache_salt = st.text(2);
+  t.limits = limits_from(st, 3);
+  t.created_us = st.i64(7);
+  return t;
+}
+
 Result<std::optional<TenantRecord>> tenant_by_name(sql::Db& db, std::string_view name) {
   Result<sql::Stmt> st =
       db.prepare("SELECT id, name, cache_salt, rpm, tpm, concurrency, models, created_us FROM tenants WHERE name = ?");
@@ -440,13 +451,7 @@ Result<std::optional<TenantRecord>> tenant_by_name(sql::Db& db, std::string_view
   Result<bool> row = st->step();
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<TenantRecord>();
-  TenantRecord t;
-  t.id = st->i64(0);
-  t.name = st->text(1);
-  t.cache_salt = st->text(2);
-  t.limits = limits_from(*st, 3);
-  t.created_us = st->i64(7);
-  return std::optional<TenantRecord>(std::move(t));
+  return std::optional<TenantRecord>(tenant_from(*st));
 }
 
 std::string describe(const Limits& l) {
@@ -576,13 +581,7 @@ Result<std::vector<TenantRecord>> StateStore::list_tenants() const {
       Result<bool> row = st->step();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      TenantRecord t;
-      t.id = st->i64(0);
-      t.name = st->text(1);
-      t.cache_salt = st->text(2);
-      t.limits = limits_from(*st, 3);
-      t.created_us = st->i64(7);
-      out.push_back(std::move(t));
+      out.push_back(tenant_from(*st));
     }
     return out;
   });
