@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 
 #include "commands.h"
@@ -22,8 +23,9 @@ namespace {
 using json = nlohmann::json;
 constexpr const char* kDefaultSocket = "/run/supernode/admin.sock";
 
-// One request, one answer line.
-Result<json> call(const std::string& path, const json& req) {
+// One request, one answer line (after progress lines, which go to `progress`).
+Result<json> call(const std::string& path, const json& req,
+                  const std::function<void(const json&)>& progress = {}) {
   const std::string what = "admin socket " + path;
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) return Status::invalid_argument(what, "path too long");
@@ -45,7 +47,22 @@ Result<json> call(const std::string& path, const json& req) {
   }
   std::string reply;
   char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) reply.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+    reply.append(buf, static_cast<size_t>(n));
+    // Whole lines before the last are progress reports.
+    for (size_t nl; (nl = reply.find('\n')) != std::string::npos && nl + 1 < reply.size();) {
+      json p = json::parse(reply.substr(0, nl), nullptr, false);
+      reply.erase(0, nl + 1);
+      if (progress && p.is_object() && p.contains("progress")) progress(p["progress"]);
+    }
+    if (!reply.empty() && reply.back() == '\n') {
+      json p = json::parse(reply, nullptr, false);
+      if (p.is_object() && p.contains("progress")) {
+        if (progress) progress(p["progress"]);
+        reply.clear();
+      }
+    }
+  }
   ::close(fd);
   json j = json::parse(reply, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::io_error(what, "the daemon's answer is not JSON");
@@ -92,8 +109,8 @@ std::string socket_path(const Args& args) {
   return args.str("--admin-socket", env != nullptr && *env != '\0' ? env : kDefaultSocket);
 }
 
-int run_call(const Args& args, const json& req, json* out) {
-  Result<json> r = call(socket_path(args), req);
+int run_call(const Args& args, const json& req, json* out, const std::function<void(const json&)>& progress = {}) {
+  Result<json> r = call(socket_path(args), req, progress);
   if (!r.ok()) return runtime_error(r.status());
   *out = std::move(*r);
   return 0;
@@ -256,6 +273,75 @@ int cmd_status(int argc, char** argv) {
                 static_cast<long long>(m["kv_blocks_used"].get<int64_t>()), static_cast<long long>(m["kv_blocks"].get<int64_t>()));
   }
   return 0;
+}
+
+int cmd_models(int argc, char** argv) {
+  const std::string sub = argc > 2 ? argv[2] : "";
+  Args args("models", "import PATH [--id ID] | list | load ID | unload ID | remove ID",
+            "The daemon's model catalog, through its admin socket. `import` copies a GGUF file into\n"
+            "STATE_DIR/models (the daemon must be able to read PATH), checks it and records its\n"
+            "sha256, with progress on stderr; `load` serves a catalog model now and at every start;\n"
+            "`unload` lets its requests finish (bounded), then stops serving it; `remove` drops an\n"
+            "unloaded model from the catalog.",
+            admin_options({{{"--id"}, "ID", "the model id clients name (import)", "the file's stem"}}));
+  if (sub == "--help" || sub == "-h" || sub.empty()) {
+    std::printf("%s", args.help_text().c_str());
+    return sub.empty() ? 2 : 0;
+  }
+  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  if (args.help_requested()) {
+    std::printf("%s", args.help_text().c_str());
+    return 0;
+  }
+  json req, res;
+  if (sub == "import") {
+    if (args.positional().size() != 1) return usage_error(Status::invalid_argument("models import", "give one PATH"));
+    char abs[4096];
+    const std::string file = args.positional()[0];
+    const std::string path =
+        file.rfind('/', 0) == 0 || ::getcwd(abs, sizeof abs) == nullptr ? file : std::string(abs) + "/" + file;
+    req = {{"cmd", "models.import"}, {"path", path}};
+    if (args.has("--id")) req["id"] = *args.value("--id");
+    const bool tty = ::isatty(2) != 0;
+    int last = -1;
+    auto progress = [&](const json& p) {
+      const int64_t total = p.value("total", int64_t{0}), bytes = p.value("bytes", int64_t{0});
+      const int pct = total > 0 ? static_cast<int>(bytes * 100 / total) : 100;
+      if (pct == last || (!tty && pct % 10 != 0)) return;
+      last = pct;
+      std::fprintf(stderr, tty ? "\rimporting %s: %3d%% (%lld of %lld MiB)" : "importing %s: %d%% (%lld of %lld MiB)\n",
+                   file.c_str(), pct, static_cast<long long>(bytes >> 20), static_cast<long long>(total >> 20));
+    };
+    const int rc = run_call(args, req, &res, progress);
+    if (tty && last >= 0) std::fprintf(stderr, "\n");
+    if (rc != 0) return rc;
+    const json& m = res["model"];
+    std::printf("imported %s: %s, %lld bytes, sha256 %s\n", m["id"].get<std::string>().c_str(),
+                m["path"].get<std::string>().c_str(), static_cast<long long>(m["bytes"].get<int64_t>()),
+                m["sha256"].get<std::string>().c_str());
+    return 0;
+  }
+  if (sub == "list") {
+    if (int rc = run_call(args, {{"cmd", "models.list"}}, &res); rc != 0) return rc;
+    std::printf("%-24s %-9s %-9s %12s  %-16s %s\n", "id", "state", "catalog", "bytes", "sha256", "path");
+    for (const json& m : res["models"]) {
+      const std::string state = m.value("loading", false) ? "loading" : m.value("loaded", false) ? "loaded" : "-";
+      const std::string sha = m.value("sha256", std::string());
+      std::printf("%-24s %-9s %-9s %12lld  %-16s %s\n", m["id"].get<std::string>().c_str(), state.c_str(),
+                  m.value("in_catalog", false) ? (m.value("autoload", false) ? "autoload" : "yes") : "no",
+                  static_cast<long long>(m.value("bytes", int64_t{0})), sha.substr(0, 16).c_str(),
+                  m.value("path", std::string()).c_str());
+    }
+    return 0;
+  }
+  if (sub == "load" || sub == "unload" || sub == "remove") {
+    if (args.positional().size() != 1) return usage_error(Status::invalid_argument("models " + sub, "give one ID"));
+    const std::string id = args.positional()[0];
+    if (int rc = run_call(args, {{"cmd", "models." + sub}, {"id", id}}, &res); rc != 0) return rc;
+    std::printf("%s %s\n", sub == "load" ? "loaded" : sub == "unload" ? "unloaded" : "removed", id.c_str());
+    return 0;
+  }
+  return usage_error(Status::invalid_argument("models", "unknown subcommand '" + sub + "' (import, list, load, unload, remove)"));
 }
 
 }  // namespace sn::cli

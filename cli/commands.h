@@ -23,6 +23,7 @@ int cmd_hw(int argc, char** argv);
 int cmd_gen_model(int argc, char** argv);
 int cmd_render_template(int argc, char** argv);
 int cmd_keys(int argc, char** argv);
+int cmd_models(int argc, char** argv);
 int cmd_tenants(int argc, char** argv);
 int cmd_usage(int argc, char** argv);
 int cmd_audit(int argc, char** argv);

@@ -21,7 +21,7 @@
 
 #include "supernode/base/args.h"
 #include "supernode/daemon/admin.h"
-#include "supernode/daemon/model_host.h"
+#include "supernode/daemon/model_registry.h"
 #include "supernode/daemon/server.h"
 #include "supernode/daemon/tls.h"
 #include "supernode/storage/state_store.h"
@@ -88,7 +88,6 @@ int main(int argc, char** argv) {
     return fail(sn::Status::invalid_argument("--plain-http", "cannot be combined with --tls-cert/--tls-key"), 2);
   }
   const std::vector<std::string> models = args.all("-m");
-  if (models.empty()) return fail(sn::Status::invalid_argument("supernoded", "no model: give one with -m MODEL.gguf"), 2);
 
   std::error_code fs_ec;
   std::filesystem::create_directories(state_dir, fs_ec);
@@ -109,20 +108,34 @@ int main(int argc, char** argv) {
                  (*first)->record.key_id.c_str(), key_path.c_str());
   }
 
-  std::vector<std::unique_ptr<sn::daemon::ModelHost>> hosts;
-  std::vector<sn::daemon::ModelHost*> raw;
+  sn::daemon::ModelHostOptions defaults;
+  defaults.threads = static_cast<int>(*threads);
+  defaults.context = static_cast<int32_t>(*context);
+  defaults.max_seqs = static_cast<int32_t>(*max_seqs);
+  sn::daemon::ModelRegistry registry(
+      [&](const std::string& id, const std::string& path) -> sn::Result<std::shared_ptr<sn::daemon::ModelHost>> {
+        sn::daemon::ModelHostOptions o = defaults;
+        o.id = id;
+        o.path = path;
+        std::fprintf(stderr, "supernoded: loading model '%s' from %s\n", id.c_str(), path.c_str());
+        sn::Result<std::unique_ptr<sn::daemon::ModelHost>> h = sn::daemon::ModelHost::load(o);
+        if (!h.ok()) return h.status();
+        std::fprintf(stderr, "supernoded: serving model '%s'\n", id.c_str());
+        return std::shared_ptr<sn::daemon::ModelHost>(std::move(*h));
+      });
   for (const std::string& path : models) {
-    sn::daemon::ModelHostOptions o;
-    o.id = std::filesystem::path(path).stem().string();
-    o.path = path;
-    o.threads = static_cast<int>(*threads);
-    o.context = static_cast<int32_t>(*context);
-    o.max_seqs = static_cast<int32_t>(*max_seqs);
-    sn::Result<std::unique_ptr<sn::daemon::ModelHost>> h = sn::daemon::ModelHost::load(o);
-    if (!h.ok()) return fail(h.status());
-    std::fprintf(stderr, "supernoded: serving model '%s' from %s\n", o.id.c_str(), path.c_str());
-    raw.push_back(h->get());
-    hosts.push_back(std::move(*h));
+    if (sn::Status s = registry.load(std::filesystem::path(path).stem().string(), path); !s.is_ok()) return fail(s);
+  }
+  // Catalog models loaded with `supernode models load` come back at every start.
+  if (sn::Result<std::vector<sn::storage::ModelRecord>> cat = (*state)->list_models(); cat.ok()) {
+    for (const sn::storage::ModelRecord& m : *cat) {
+      sn::Result<std::optional<std::string>> on = (*state)->setting("models.autoload." + m.id);
+      if (!on.ok() || !*on || **on != "1" || registry.find(m.id) != nullptr) continue;
+      if (sn::Status s = registry.load(m.id, m.path); !s.is_ok()) {
+        std::fprintf(stderr, "supernoded: warning: catalog model '%s' not loaded: %s\n", m.id.c_str(),
+                     s.to_string().c_str());
+      }
+    }
   }
 
   sn::daemon::ServerOptions so{.listen = listen};
@@ -133,10 +146,10 @@ int main(int argc, char** argv) {
       if (sn::Status s = sn::daemon::ensure_self_signed_certificate(so.tls_cert, so.tls_key); !s.is_ok()) return fail(s);
     }
   }
-  sn::daemon::Server server(so, **state, raw);
+  sn::daemon::Server server(so, **state, registry);
   if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
   const std::string admin_path = args.str("--admin-socket", "/run/supernode/admin.sock");
-  sn::daemon::AdminServer admin(admin_path, **state, raw);
+  sn::daemon::AdminServer admin({.socket_path = admin_path, .models_dir = state_dir + "/models"}, **state, registry);
   if (sn::Status s = admin.start(); !s.is_ok()) {
     // The API serves without it; the admin CLI then says it cannot connect.
     std::fprintf(stderr, "supernoded: warning: no admin socket: %s\n", s.to_string().c_str());
@@ -154,8 +167,12 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::fprintf(stderr, "supernoded: signal %d, stopping\n", sig);
+  // Drain: no new completions (503), requests in flight finish (bounded), then stop.
+  std::fprintf(stderr, "supernoded: signal %d, draining\n", sig);
+  server.begin_drain();
   admin.stop();
+  registry.drain_all(std::chrono::seconds(30));
   server.stop();
+  std::fprintf(stderr, "supernoded: stopped\n");
   return 0;
 }

@@ -2,11 +2,16 @@
 // few requests a day), one JSON line in, one JSON line out per connection.
 #include "supernode/daemon/admin.h"
 
+#include "supernode/engine/gguf.h"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <fcntl.h>
+#include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +19,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <thread>
 
 namespace sn::daemon {
@@ -66,8 +73,8 @@ std::string str_or(const json& req, const char* key, const std::string& fallback
 
 class AdminServer::Impl {
  public:
-  Impl(std::string path, storage::StateStore& state, std::vector<ModelHost*> hosts)
-      : path_(std::move(path)), state_(state), hosts_(std::move(hosts)) {}
+  Impl(AdminOptions options, storage::StateStore& state, ModelRegistry& models)
+      : options_(std::move(options)), path_(options_.socket_path), state_(state), models_(models) {}
 
   ~Impl() { stop(); }
 
@@ -99,6 +106,12 @@ class AdminServer::Impl {
   void stop() {
     if (stop_.exchange(true)) return;
     if (thread_.joinable()) thread_.join();
+    std::vector<Worker> workers;
+    {
+      std::lock_guard<std::mutex> lock(workers_mu_);
+      workers.swap(workers_);
+    }
+    for (Worker& w : workers) w.thread.join();
     if (fd_ >= 0) {
       ::close(fd_);
       ::unlink(path_.c_str());
@@ -106,19 +119,19 @@ class AdminServer::Impl {
     fd_ = -1;
   }
 
-  std::string handle(const std::string& line, unsigned uid) {
+  std::string handle(const std::string& line, unsigned uid, const std::function<void(const std::string&)>& progress) {
     const json req = json::parse(line, nullptr, false);
     json res;
     if (req.is_discarded() || !req.is_object() || !req.contains("cmd") || !req["cmd"].is_string()) {
       res = fail("a request is one JSON object with a string 'cmd'");
     } else {
-      res = dispatch(req, "admin uid " + std::to_string(uid));
+      res = dispatch(req, "admin uid " + std::to_string(uid), progress);
     }
     return res.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   }
 
  private:
-  json dispatch(const json& req, const std::string& actor) {
+  json dispatch(const json& req, const std::string& actor, const std::function<void(const std::string&)>& progress) {
     const std::string cmd = req["cmd"].get<std::string>();
     std::string err;
     if (cmd == "tenants.create") {
@@ -200,7 +213,7 @@ class AdminServer::Impl {
     }
     if (cmd == "status") {
       json models = json::array();
-      for (const ModelHost* h : hosts_) {
+      for (const std::shared_ptr<ModelHost>& h : models_.list()) {
         const ModelHost::Stats s = h->stats();
         models.push_back({{"id", h->id()},
                           {"running", s.running},
@@ -212,7 +225,178 @@ class AdminServer::Impl {
       }
       return {{"ok", true}, {"models", models}};
     }
+    if (cmd.rfind("models.", 0) == 0) return models_command(cmd, req, actor, progress);
     return fail("unknown command '" + cmd + "'");
+  }
+
+  json models_command(const std::string& cmd, const json& req, const std::string& actor,
+                      const std::function<void(const std::string&)>& progress) {
+    if (cmd == "models.import") {
+      const std::string src = str_or(req, "path");
+      if (src.empty()) return fail("'path' is required");
+      const std::string id = str_or(req, "id", std::filesystem::path(src).stem().string());
+      if (Status s = ModelRegistry::check_id(id); !s.is_ok()) return fail(s);
+      Result<storage::ModelRecord> rec = import_model(src, id, progress);
+      if (!rec.ok()) return fail(rec.status());
+      if (Status s = state_.put_model(*rec, actor); !s.is_ok()) return fail(s);
+      return {{"ok", true}, {"model", model_json(*rec)}};
+    }
+    if (cmd == "models.list") {
+      Result<std::vector<storage::ModelRecord>> cat = state_.list_models();
+      if (!cat.ok()) return fail(cat.status());
+      json a = json::array();
+      std::set<std::string> seen;
+      for (const storage::ModelRecord& m : *cat) {
+        json j = model_json(m);
+        const std::shared_ptr<ModelHost> h = models_.find(m.id);
+        j["in_catalog"] = true;
+        j["loaded"] = h != nullptr;
+        j["autoload"] = autoload(m.id);
+        if (h) j["in_flight"] = h->in_flight();
+        a.push_back(j);
+        seen.insert(m.id);
+      }
+      for (const std::shared_ptr<ModelHost>& h : models_.list()) {
+        if (seen.count(h->id()) != 0) continue;
+        a.push_back({{"id", h->id()}, {"path", models_.path_of(h->id())}, {"in_catalog", false}, {"loaded", true},
+                     {"autoload", false}, {"in_flight", h->in_flight()}});
+      }
+      for (const std::string& id : models_.loading()) {
+        a.push_back({{"id", id}, {"loading", true}, {"loaded", false}});
+      }
+      return {{"ok", true}, {"models", a}};
+    }
+    const std::string id = str_or(req, "id");
+    if (id.empty()) return fail("'id' is required");
+    if (cmd == "models.load") {
+      Result<std::optional<storage::ModelRecord>> m = find_model(id);
+      if (!m.ok()) return fail(m.status());
+      if (!*m) return fail("model '" + id + "' is not in the catalog: import it first (supernode models import PATH)");
+      if (Status s = models_.load(id, (*m)->path); !s.is_ok()) return fail(s);
+      (void)state_.set_setting("models.autoload." + id, "1", actor);
+      (void)state_.audit(actor, "models.load", id);
+      return {{"ok", true}};
+    }
+    if (cmd == "models.unload") {
+      if (Status s = models_.unload(id, options_.drain); !s.is_ok()) return fail(s);
+      if (autoload(id)) (void)state_.set_setting("models.autoload." + id, "0", actor);
+      (void)state_.audit(actor, "models.unload", id);
+      return {{"ok", true}};
+    }
+    if (cmd == "models.remove") {
+      if (models_.find(id) != nullptr) return fail("model '" + id + "' is loaded: unload it first");
+      Result<std::optional<storage::ModelRecord>> m = find_model(id);
+      if (!m.ok()) return fail(m.status());
+      if (!*m) return fail("model '" + id + "' is not in the catalog");
+      if (Status s = state_.remove_model(id, actor); !s.is_ok()) return fail(s);
+      (void)state_.set_setting("models.autoload." + id, "0", actor);
+      // Only files that import made are ours to delete.
+      if (std::filesystem::path((*m)->path).parent_path() == std::filesystem::path(options_.models_dir)) {
+        std::error_code ec;
+        std::filesystem::remove((*m)->path, ec);
+      }
+      return {{"ok", true}};
+    }
+    return fail("unknown command '" + cmd + "'");
+  }
+
+  static json model_json(const storage::ModelRecord& m) {
+    return {{"id", m.id}, {"path", m.path}, {"sha256", m.sha256}, {"bytes", m.bytes}, {"added_us", m.added_us}};
+  }
+
+  bool autoload(const std::string& id) const {
+    Result<std::optional<std::string>> v = state_.setting("models.autoload." + id);
+    return v.ok() && *v && **v == "1";
+  }
+
+  Result<std::optional<storage::ModelRecord>> find_model(const std::string& id) const {
+    Result<std::vector<storage::ModelRecord>> cat = state_.list_models();
+    if (!cat.ok()) return cat.status();
+    for (const storage::ModelRecord& m : *cat) {
+      if (m.id == id) return std::optional<storage::ModelRecord>(m);
+    }
+    return std::optional<storage::ModelRecord>();
+  }
+
+  // Copies `src` to MODELS_DIR/ID.gguf (through a .part file, fsynced, renamed), hashing it
+  // on the way, then checks that the copy parses as GGUF. Progress about every 1%.
+  Result<storage::ModelRecord> import_model(const std::string& src, const std::string& id,
+                                            const std::function<void(const std::string&)>& progress) {
+    const std::string what = "import " + src;
+    Result<std::optional<storage::ModelRecord>> existing = find_model(id);
+    if (!existing.ok()) return existing.status();
+    if (*existing) return Status::invalid_argument(what, "model id '" + id + "' is already in the catalog");
+    std::error_code ec;
+    std::filesystem::create_directories(options_.models_dir, ec);
+    if (ec) return Status::io_error("models directory " + options_.models_dir, ec.message());
+    const std::string dst = options_.models_dir + "/" + id + ".gguf";
+    const std::string part = dst + ".part";
+    const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) return Status::io_error(what, std::strerror(errno));
+    struct stat st{};
+    if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(in);
+      return Status::invalid_argument(what, "not a regular file");
+    }
+    const int out = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (out < 0) {
+      const std::string why = std::strerror(errno);
+      ::close(in);
+      return Status::io_error("import to " + part, why);
+    }
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+    std::vector<char> buf(4u << 20);
+    const int64_t total = st.st_size;
+    int64_t done = 0, last_report = -1;
+    Status failed;
+    while (failed.is_ok()) {
+      const ssize_t n = ::read(in, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) failed = Status::io_error(what, std::strerror(errno));
+      if (n <= 0) break;
+      EVP_DigestUpdate(md, buf.data(), static_cast<size_t>(n));
+      for (ssize_t off = 0; off < n && failed.is_ok();) {
+        const ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) failed = Status::io_error("import to " + part, std::strerror(errno));
+        if (w > 0) off += w;
+      }
+      done += n;
+      if (progress && (total == 0 || done * 100 / std::max<int64_t>(total, 1) != last_report)) {
+        last_report = done * 100 / std::max<int64_t>(total, 1);
+        progress(json{{"progress", {{"bytes", done}, {"total", total}}}}.dump());
+      }
+    }
+    unsigned char digest[32];
+    unsigned int dlen = 0;
+    EVP_DigestFinal_ex(md, digest, &dlen);
+    EVP_MD_CTX_free(md);
+    ::close(in);
+    if (failed.is_ok() && ::fsync(out) != 0) failed = Status::io_error("import to " + part, std::strerror(errno));
+    ::close(out);
+    if (failed.is_ok()) {
+      Result<engine::GgufFile> g = engine::GgufFile::open(part);
+      if (!g.ok()) failed = Status::invalid_argument(what, "not a usable GGUF file: " + g.status().message());
+    }
+    if (failed.is_ok() && ::rename(part.c_str(), dst.c_str()) != 0) failed = Status::io_error(dst, std::strerror(errno));
+    if (!failed.is_ok()) {
+      ::unlink(part.c_str());
+      return failed;
+    }
+    static const char* hex = "0123456789abcdef";
+    storage::ModelRecord rec;
+    rec.id = id;
+    rec.path = dst;
+    for (unsigned i = 0; i < dlen; ++i) {
+      rec.sha256 += hex[digest[i] >> 4];
+      rec.sha256 += hex[digest[i] & 15];
+    }
+    rec.bytes = done;
+    rec.added_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    return rec;
   }
 
   void loop() {
@@ -221,8 +405,23 @@ class AdminServer::Impl {
       if (::poll(&p, 1, 200) <= 0) continue;
       const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
-      serve(c);
-      ::close(c);
+      std::lock_guard<std::mutex> lock(workers_mu_);
+      // Join the connections that are over, then serve this one on a thread of its own.
+      for (auto it = workers_.begin(); it != workers_.end();) {
+        if (it->done->load()) {
+          it->thread.join();
+          it = workers_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      workers_.push_back(Worker{std::thread([this, c, done] {
+                                  serve(c);
+                                  ::close(c);
+                                  done->store(true);
+                                }),
+                                done});
     }
   }
 
@@ -245,8 +444,13 @@ class AdminServer::Impl {
         if (n <= 0) break;
         line.append(buf, static_cast<size_t>(n));
       }
-      out = handle(line.substr(0, line.find('\n')), cred.uid);
+      out = handle(line.substr(0, line.find('\n')), cred.uid,
+                   [&](const std::string& p) { send_all(c, p + "\n"); });
     }
+    send_all(c, out);
+  }
+
+  static void send_all(int c, const std::string& out) {
     size_t off = 0;
     while (off < out.size()) {
       const ssize_t n = ::send(c, out.data() + off, out.size() - off, MSG_NOSIGNAL);
@@ -255,19 +459,29 @@ class AdminServer::Impl {
     }
   }
 
+  AdminOptions options_;
   std::string path_;
   storage::StateStore& state_;
-  std::vector<ModelHost*> hosts_;
+  ModelRegistry& models_;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex workers_mu_;
+  std::vector<Worker> workers_;  // one per connection, joined when over or at stop
   int fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
-AdminServer::AdminServer(std::string path, storage::StateStore& state, std::vector<ModelHost*> hosts)
-    : impl_(std::make_unique<Impl>(std::move(path), state, std::move(hosts))) {}
+AdminServer::AdminServer(AdminOptions options, storage::StateStore& state, ModelRegistry& models)
+    : impl_(std::make_unique<Impl>(std::move(options), state, models)) {}
 AdminServer::~AdminServer() = default;
 Status AdminServer::start() { return impl_->start(); }
 void AdminServer::stop() { impl_->stop(); }
-std::string AdminServer::handle(const std::string& line, unsigned uid) { return impl_->handle(line, uid); }
+std::string AdminServer::handle(const std::string& line, unsigned uid,
+                                const std::function<void(const std::string&)>& progress) {
+  return impl_->handle(line, uid, progress);
+}
 
 }  // namespace sn::daemon

@@ -61,13 +61,30 @@ Result<std::unique_ptr<ModelHost>> ModelHost::load(const ModelHostOptions& optio
   return h;
 }
 
-ModelHost::~ModelHost() {
+ModelHost::~ModelHost() { stop(); }
+
+void ModelHost::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  if (engine_.joinable()) engine_.join();
+  if (engine_.joinable() && engine_.get_id() != std::this_thread::get_id()) engine_.join();
+}
+
+bool ModelHost::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [&] { return in_flight_ == 0; });
+}
+
+int32_t ModelHost::in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
+void ModelHost::request_ended() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--in_flight_ == 0) idle_cv_.notify_all();
 }
 
 Result<uint64_t> ModelHost::submit(HostRequest request, HostSink sink) {
@@ -93,6 +110,7 @@ Result<uint64_t> ModelHost::submit(HostRequest request, HostSink sink) {
   }
   const uint64_t id = next_id_++;
   ++queued_;
+  ++in_flight_;
   inbox_.push_back(Submission{id, std::move(request), std::move(sink)});
   cv_.notify_all();
   return id;
@@ -123,6 +141,7 @@ void ModelHost::finish(uint64_t id, Live& live, HostFinish how, const scheduler:
   HostSink sink = std::move(live.sink);
   live_.erase(id);
   sink(ev);
+  request_ended();
 }
 
 void ModelHost::deliver(const scheduler::RequestEvent& ev) {
@@ -147,6 +166,7 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     last.metrics = ev.finish ? ev.metrics : (m ? *m : ev.metrics);
     live_.erase(it);
     sink(last);
+    request_ended();
     return;
   }
   if (ev.finish) {
@@ -180,6 +200,7 @@ void ModelHost::engine_main() {
       if (it == live_.end()) continue;
       (void)loop_->cancel(id);
       live_.erase(it);
+      request_ended();
     }
     cancels.clear();
     for (Submission& s : inbox) {
@@ -197,6 +218,7 @@ void ModelHost::engine_main() {
         ev.finish = HostFinish::kError;
         ev.error = st;
         s.sink(ev);
+        request_ended();
         continue;
       }
       live_.emplace(s.id, Live{std::move(s.sink), engine::IncrementalDetokenizer(model_->tokenizer()),
@@ -241,6 +263,7 @@ void ModelHost::engine_main() {
     HostSink sink = std::move(it->second.sink);
     it = live_.erase(it);
     sink(ev);
+    request_ended();
   }
   std::lock_guard<std::mutex> lock(mu_);
   for (Submission& s : inbox_) {
@@ -250,6 +273,8 @@ void ModelHost::engine_main() {
     s.sink(ev);
   }
   inbox_.clear();
+  in_flight_ = 0;
+  idle_cv_.notify_all();
 }
 
 }  // namespace sn::daemon

@@ -11,6 +11,7 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 #include "supernode/daemon/metrics.h"
+#include "supernode/daemon/model_registry.h"
 #include "supernode/daemon/rate_limiter.h"
 
 #include <boost/asio.hpp>
@@ -135,7 +136,7 @@ struct Pending {
 // A parsed, validated /v1/completions request.
 struct CompletionCall {
   bool chat = false;  // /v1/chat/completions
-  ModelHost* host = nullptr;
+  std::shared_ptr<ModelHost> host;
   HostRequest request;
   storage::Limits tenant_limits;
   bool stream = false;
@@ -173,11 +174,10 @@ bool get_number(const json& body, const char* name, T& out, double lo, double hi
 
 class Server::Impl {
  public:
-  Impl(ServerOptions options, storage::StateStore& state, std::vector<ModelHost*> hosts)
-      : options_(std::move(options)), state_(state), ioc_(options_.io_threads), acceptor_(ioc_) {
-    for (ModelHost* h : hosts) hosts_[h->id()] = h;
-    host_order_ = std::move(hosts);
-  }
+  Impl(ServerOptions options, storage::StateStore& state, ModelRegistry& models)
+      : options_(std::move(options)), state_(state), models_(models), ioc_(options_.io_threads), acceptor_(ioc_) {}
+
+  void begin_drain() { draining_.store(true); }
 
   Status start(uint16_t& port) {
     if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
@@ -345,15 +345,19 @@ class Server::Impl {
     std::optional<storage::ApiKeyRecord> key;
     Reply reply;
     if (path == "/healthz" || path == "/readyz") {
-      reply = req.method() == http::verb::get ? Reply{http::status::ok, "ok\n", "text/plain"}
-                                              : error_reply(method_not_allowed());
+      // Ready: serving at least one model and not draining.
+      const bool ready = path == "/healthz" || (!draining_.load() && !models_.list().empty());
+      reply = req.method() != http::verb::get ? error_reply(method_not_allowed())
+              : ready ? Reply{http::status::ok, "ok\n", "text/plain"}
+                      : Reply{http::status::service_unavailable, draining_.load() ? "draining\n" : "no model loaded\n",
+                              "text/plain"};
     } else if (path.rfind("/v1/", 0) != 0 && path != "/metrics") {
       reply = error_reply({http::status::not_found, "no route " + path, "invalid_request_error"});
     } else if (ApiError e; !authenticate(req, key, e)) {
       reply = error_reply(e);
     } else if (path == "/metrics") {
       reply = req.method() == http::verb::get
-                  ? Reply{http::status::ok, metrics_.render(host_order_), "text/plain; version=0.0.4; charset=utf-8"}
+                  ? Reply{http::status::ok, render_metrics(), "text/plain; version=0.0.4; charset=utf-8"}
                   : error_reply(method_not_allowed());
     } else if (path == "/v1/models") {
       reply = req.method() == http::verb::get ? Reply{http::status::ok, models_body(*key), "application/json"}
@@ -377,6 +381,13 @@ class Server::Impl {
     }
     const bool ok = co_await send(stream, req, reply);
     co_return ok;
+  }
+
+  std::string render_metrics() const {
+    const std::vector<std::shared_ptr<ModelHost>> hosts = models_.list();
+    std::vector<ModelHost*> raw;
+    for (const std::shared_ptr<ModelHost>& h : hosts) raw.push_back(h.get());
+    return metrics_.render(raw);
   }
 
   static ApiError method_not_allowed() {
@@ -415,7 +426,7 @@ class Server::Impl {
 
   std::string models_body(const storage::ApiKeyRecord& key) const {
     json data = json::array();
-    for (const ModelHost* h : host_order_) {
+    for (const std::shared_ptr<ModelHost>& h : models_.list()) {
       if (!allowed(key, h->id())) continue;
       data.push_back({{"id", h->id()}, {"object", "model"}, {"created", h->created_s()}, {"owned_by", "supernode"}});
     }
@@ -435,13 +446,13 @@ class Server::Impl {
       return false;
     }
     const std::string model_id = model->get<std::string>();
-    auto h = hosts_.find(model_id);
-    if (h == hosts_.end() || !allowed(key, model_id)) {
+    std::shared_ptr<ModelHost> h = models_.find(model_id);
+    if (h == nullptr || !allowed(key, model_id)) {
       err = {http::status::not_found, "the model '" + model_id + "' does not exist", "invalid_request_error", "model",
              "model_not_found"};
       return false;
     }
-    call.host = h->second;
+    call.host = std::move(h);
     const engine::Tokenizer& tok = call.host->model().tokenizer();
     if (call.chat) {
       if (!parse_messages(body, call, err)) return false;
@@ -515,6 +526,14 @@ class Server::Impl {
         return false;
       }
       std::erase(call.request.stop, std::string());
+    }
+    // vLLM's extension, for benchmarks: generate max_tokens even past end-of-sequence.
+    if (auto ie = body.find("ignore_eos"); ie != body.end() && !ie->is_null()) {
+      if (!ie->is_boolean()) {
+        err = {http::status::bad_request, "'ignore_eos' must be a boolean", "invalid_request_error", "ignore_eos"};
+        return false;
+      }
+      call.request.ignore_eos = ie->get<bool>();
     }
     if (auto st = body.find("stream"); st != body.end() && !st->is_null()) {
       if (!st->is_boolean()) {
@@ -663,6 +682,15 @@ class Server::Impl {
   net::awaitable<bool> completions(Stream& stream, const Request& req, const storage::ApiKeyRecord& key, bool chat) {
     CompletionCall call;
     call.chat = chat;
+    if (draining_.load()) {
+      // SIGTERM: requests in flight finish; new ones go to another replica or retry.
+      metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", 503);
+      Reply reply = error_reply({http::status::service_unavailable, "the server is shutting down; retry shortly",
+                                 "server_error", "", "shutting_down"});
+      reply.headers.emplace_back("Retry-After", "5");
+      const bool ok = co_await send(stream, req, reply);
+      co_return ok;
+    }
     if (ApiError e; !parse_completion(req, key, call, e)) {
       metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", static_cast<int>(e.status));
       const Reply reply = error_reply(e);
@@ -854,8 +882,8 @@ class Server::Impl {
   storage::StateStore& state_;
   RateLimiter limiter_;
   Metrics metrics_;
-  std::unordered_map<std::string, ModelHost*> hosts_;
-  std::vector<ModelHost*> host_order_;
+  ModelRegistry& models_;
+  std::atomic<bool> draining_{false};
   net::io_context ioc_;
   std::optional<net::ssl::context> ssl_;
   tcp::acceptor acceptor_;
@@ -863,13 +891,15 @@ class Server::Impl {
   std::atomic<bool> stopped_{false};
 };
 
-Server::Server(ServerOptions options, storage::StateStore& state, std::vector<ModelHost*> hosts)
-    : impl_(std::make_unique<Impl>(std::move(options), state, std::move(hosts))) {}
+Server::Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models)
+    : impl_(std::make_unique<Impl>(std::move(options), state, models)) {}
 
 Server::~Server() { stop(); }
 
 Status Server::start() { return impl_->start(port_); }
 
 void Server::stop() { impl_->stop(); }
+
+void Server::begin_drain() { impl_->begin_drain(); }
 
 }  // namespace sn::daemon

@@ -429,3 +429,49 @@ TEST(ModelDaemon, GreedyOverTheApiEqualsSupernodeRun) {
   LONGS_EQUAL(400, c.status);
   CHECK_TEXT(has(c.body, "has no chat template"), c.body.c_str());
 }
+
+// The model catalog over the admin CLI while the API serves: import (sha256, copied into
+// STATE_DIR/models), load, a request in flight when its model is unloaded finishes whole,
+// then the model is gone (404) while the other one serves on; a loaded catalog model comes
+// back after a restart, an unloaded one does not.
+TEST(Daemon, ModelsImportLoadAndUnloadWhileServing) {
+  const std::string cli = sn::testing::bin_dir() + "/supernode --admin-socket " + dir->file("state") + "/admin.sock ";
+  const std::string imported = run_out(cli + "models import " + model + " --id second 2>/dev/null");
+  CHECK_TEXT(has(imported, "imported second") && has(imported, "sha256 "), imported.c_str());
+  const std::string sha = imported.substr(imported.find("sha256 ") + 7, 64);
+  LONGS_EQUAL(64, static_cast<long>(sha.find_first_not_of("0123456789abcdef") == std::string::npos ? sha.size() : 0));
+  CHECK_TRUE(has(run_out(cli + "models import " + model + " --id second 2>&1; echo rc=$?"), "rc=1"));  // id taken
+  CHECK_TRUE(has(run_out(cli + "models import /etc/hostname --id bad 2>&1; echo rc=$?"), "rc=1"));     // not GGUF
+  CHECK_FALSE(has(http(d->port(), "GET", "/v1/models", "", d->key()).body, "\"second\""));
+  CHECK_TRUE(has(run_out(cli + "models load second"), "loaded second"));
+  CHECK_TRUE(has(http(d->port(), "GET", "/v1/models", "", d->key()).body, "\"second\""));
+  CHECK_TRUE(has(run_out(cli + "models list"), "autoload"));
+
+  HttpReply streamed;
+  std::thread client([&] {
+    streamed = http(d->port(), "POST", "/v1/completions",
+                    R"({"model":"second","prompt":"hello","max_tokens":300,"ignore_eos":true,"stream":true})", d->key());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string unloaded = run_out(cli + "models unload second 2>&1");
+  client.join();
+  CHECK_TEXT(has(unloaded, "unloaded second"), unloaded.c_str());
+  LONGS_EQUAL(200, streamed.status);
+  CHECK_TEXT(has(streamed.body, "\"finish_reason\":\"length\"") && has(streamed.body, "[DONE]"), streamed.body.c_str());
+  LONGS_EQUAL(404, http(d->port(), "POST", "/v1/completions", R"({"model":"second","prompt":"hi","max_tokens":2})",
+                        d->key()).status);
+  LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"hi","max_tokens":2})",
+                        d->key()).status);
+
+  // Autoload follows load/unload across restarts.
+  d.reset();
+  d = std::make_unique<Daemon>(model, dir->file("state"));
+  CHECK_FALSE(has(http(d->port(), "GET", "/v1/models", "", d->key()).body, "\"second\""));
+  CHECK_TRUE(has(run_out(cli + "models load second"), "loaded second"));
+  d.reset();
+  d = std::make_unique<Daemon>(model, dir->file("state"));
+  CHECK_TRUE(has(http(d->port(), "GET", "/v1/models", "", d->key()).body, "\"second\""));
+  CHECK_TRUE(has(run_out(cli + "models remove second 2>&1; echo rc=$?"), "rc=1"));  // still loaded
+  CHECK_TRUE(has(run_out(cli + "models unload second && " + cli + "models remove second"), "removed second"));
+  CHECK_FALSE(has(run_out(cli + "models list"), "second"));
+}

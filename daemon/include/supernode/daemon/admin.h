@@ -15,23 +15,39 @@
 //   audit.verify                                                -> {verified, rows, first_bad_seq, problem}
 //   backup {path}                                               -> {}
 //   status                                                      -> {models:[{id, running, waiting, ...}]}
+//   models.import {path, id?}   copies a GGUF into the models directory, checking it and
+//                               computing its sha256; progress lines {"progress":{bytes,total}}
+//                               come first, then {model:{id, path, sha256, bytes}}
+//   models.list                 -> {models:[{id, path, sha256, bytes, loaded, in_catalog, ...}]}
+//   models.load {id}            loads a catalog model (and again at every start) -> {}
+//   models.unload {id}          drains and unloads it (not loaded at start any more) -> {}
+//   models.remove {id}          drops an unloaded model from the catalog (and its imported file)
 //
-// Thread safety: a handler of the server's io_context; start/stop from the owner's thread.
+// Each connection is served on its own thread, so a long import does not hold up others.
+// Thread safety: start/stop from the owner's thread; handle from any thread.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "supernode/base/status.h"
-#include "supernode/daemon/model_host.h"
+#include "supernode/daemon/model_registry.h"
 #include "supernode/storage/state_store.h"
 
 namespace sn::daemon {
 
+struct AdminOptions {
+  std::string socket_path;
+  std::string models_dir;  // where models.import copies files
+  std::chrono::milliseconds drain{30000};  // models.unload waits this long for requests
+};
+
 class AdminServer {
  public:
-  AdminServer(std::string path, storage::StateStore& state, std::vector<ModelHost*> hosts);
+  AdminServer(AdminOptions options, storage::StateStore& state, ModelRegistry& models);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -40,8 +56,10 @@ class AdminServer {
   [[nodiscard]] Status start();
   void stop();
 
-  // Handles one request line (for tests and the socket loop); `uid` is the peer's.
-  [[nodiscard]] std::string handle(const std::string& line, unsigned uid);
+  // Handles one request line (for tests and the socket loop); `uid` is the peer's. Progress
+  // lines of long commands go to `progress` (when set) before the answer is returned.
+  [[nodiscard]] std::string handle(const std::string& line, unsigned uid,
+                                   const std::function<void(const std::string&)>& progress = {});
 
   class Impl;
 

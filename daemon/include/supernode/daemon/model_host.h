@@ -13,6 +13,7 @@
 // the engine thread and must not block (post the event to the caller's executor).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -98,6 +99,15 @@ class ModelHost {
   // Drops a request now (no further events). Unknown or finished ids are ignored.
   void cancel(uint64_t id);
 
+  // Waits until no request is queued or running, or until `timeout` passes; true when idle.
+  // Used to drain before unloading or exiting (new requests should be turned away first).
+  [[nodiscard]] bool wait_idle(std::chrono::milliseconds timeout);
+  // Stops the engine thread: requests still live end with kError ("shutting down"), later
+  // submits are refused. Idempotent; the destructor calls it.
+  void stop();
+  // Requests accepted and not yet finished (queued, waiting or running).
+  [[nodiscard]] int32_t in_flight() const;
+
   // Counters for /metrics and status.
   struct Stats {
     int32_t running = 0;
@@ -127,6 +137,7 @@ class ModelHost {
   explicit ModelHost(const ModelHostOptions& options);
   void engine_main();
   void deliver(const scheduler::RequestEvent& ev);
+  void request_ended();  // one accepted request is over (finished, failed or cancelled)
   void finish(uint64_t id, Live& live, HostFinish how, const scheduler::RequestMetrics& metrics, Status error = {});
 
   ModelHostOptions options_;
@@ -147,6 +158,8 @@ class ModelHost {
   int32_t queued_ = 0;                 // inbox + waiting, for early 429; guarded by mu_
   uint64_t next_id_ = 1;               // guarded by mu_
   bool stop_ = false;                  // guarded by mu_
+  int32_t in_flight_ = 0;              // submitted, not finished; guarded by mu_
+  std::condition_variable idle_cv_;    // signalled when in_flight_ drops to 0
   Stats stats_;                        // guarded by mu_
   std::unordered_map<uint64_t, Live> live_;  // engine thread only
   std::thread engine_;

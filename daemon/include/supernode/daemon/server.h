@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "supernode/base/status.h"
-#include "supernode/daemon/model_host.h"
+#include "supernode/daemon/model_registry.h"
 #include "supernode/storage/state_store.h"
 
 namespace sn::daemon {
@@ -36,8 +36,8 @@ struct ServerOptions {
 
 class Server {
  public:
-  // `state` and every host must outlive the server.
-  Server(ServerOptions options, storage::StateStore& state, std::vector<ModelHost*> hosts);
+  // `state` and `models` must outlive the server; models come and go while it serves.
+  Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -49,6 +49,9 @@ class Server {
   [[nodiscard]] uint16_t port() const { return port_; }
   // Stops accepting, closes connections, joins the I/O threads. Idempotent.
   void stop();
+  // From now on completion requests get 503 "shutting down" (Retry-After: 5); the rest of
+  // the API and requests in flight go on. For a bounded drain before stop().
+  void begin_drain();
 
   class Impl;
 
