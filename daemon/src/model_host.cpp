@@ -151,8 +151,14 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
   HostEvent out;
   if (ev.token) {
     ++live.n_tokens;
-    const bool eog = model_->tokenizer().is_eog(*ev.token);
+    const engine::Tokenizer& tok = model_->tokenizer();
+    const bool eog = tok.is_eog(*ev.token);
     if (!eog) out.text = live.stops.push(live.detok.push(*ev.token));
+    if (ev.logprobs && !eog) {
+      HostLogprob lp{tok.token_to_piece(*ev.token), ev.logprobs->logprob, {}};
+      for (const auto& [id, v] : ev.logprobs->top) lp.top.emplace_back(tok.token_to_piece(id), v);
+      out.logprobs.push_back(std::move(lp));
+    }
   }
   if (live.stops.stopped()) {
     // A stop string completed: the request ends here; what follows it is never shown.
@@ -161,6 +167,7 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     HostSink sink = std::move(live.sink);
     HostEvent last;
     last.text = std::move(out.text);
+    last.logprobs = std::move(out.logprobs);
     last.n_tokens = live.n_tokens;
     last.finish = HostFinish::kStop;
     last.metrics = ev.finish ? ev.metrics : (m ? *m : ev.metrics);
@@ -170,7 +177,7 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     return;
   }
   if (ev.finish) {
-    if (!out.text.empty()) {
+    if (!out.text.empty() || !out.logprobs.empty()) {
       out.n_tokens = live.n_tokens;
       live.sink(out);
     }
@@ -178,10 +185,24 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     finish(ev.id, live, how, ev.metrics);
     return;
   }
-  if (!out.text.empty()) {
+  if (!out.text.empty() || !out.logprobs.empty()) {
     out.n_tokens = live.n_tokens;
     live.sink(out);
   }
+}
+
+void ModelHost::publish_stats() {
+  const scheduler::SchedulerStats ss = loop_->scheduler().stats();
+  std::lock_guard<std::mutex> lock(mu_);
+  queued_ = ss.waiting + static_cast<int32_t>(inbox_.size());
+  stats_.running = ss.running;
+  stats_.waiting = ss.waiting;
+  stats_.steps = static_cast<int64_t>(loop_->stats().steps);
+  stats_.tokens_generated = loop_->stats().tokens_sampled;
+  stats_.tokens_computed = loop_->stats().tokens_computed;
+  stats_.preemptions = ss.preemptions;
+  stats_.kv = loop_->scheduler().kv().pool().stats();
+  if (loop_->tiers() != nullptr) stats_.tiers = loop_->tiers()->stats();
 }
 
 void ModelHost::engine_main() {
@@ -212,6 +233,7 @@ void ModelHost::engine_main() {
       g.ignore_eos = s.request.ignore_eos;
       g.tenant = std::move(s.request.tenant);
       g.cache_salt = std::move(s.request.cache_salt);
+      g.logprobs = s.request.logprobs;
       Status st = loop_->add(std::move(g));
       if (!st.is_ok()) {
         HostEvent ev;
@@ -226,8 +248,7 @@ void ModelHost::engine_main() {
     }
     inbox.clear();
     if (!loop_->has_work()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      queued_ = 0;
+      publish_stats();  // cancellations changed them
       continue;
     }
     Result<std::vector<scheduler::RequestEvent>> events = loop_->step();
@@ -243,17 +264,7 @@ void ModelHost::engine_main() {
     } else {
       for (const scheduler::RequestEvent& ev : *events) deliver(ev);
     }
-    const scheduler::SchedulerStats ss = loop_->scheduler().stats();
-    std::lock_guard<std::mutex> lock(mu_);
-    queued_ = ss.waiting + static_cast<int32_t>(inbox_.size());
-    stats_.running = ss.running;
-    stats_.waiting = ss.waiting;
-    stats_.steps = static_cast<int64_t>(loop_->stats().steps);
-    stats_.tokens_generated = loop_->stats().tokens_sampled;
-    stats_.tokens_computed = loop_->stats().tokens_computed;
-    stats_.preemptions = ss.preemptions;
-    stats_.kv = loop_->scheduler().kv().pool().stats();
-    if (loop_->tiers() != nullptr) stats_.tiers = loop_->tiers()->stats();
+    publish_stats();
   }
   // Shutting down: every live request ends with an error.
   for (auto it = live_.begin(); it != live_.end();) {

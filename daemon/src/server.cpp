@@ -128,10 +128,14 @@ const char* finish_name(HostFinish f) {
 struct Pending {
   explicit Pending(net::any_io_executor ex) : timer(ex) {}
   std::mutex mu;
-  std::deque<HostEvent> events;  // guarded by mu
+  std::deque<std::pair<int, HostEvent>> events;  // (choice index, event); guarded by mu
   net::steady_timer timer;       // strand only
   bool notified = false;         // strand only
+  bool hung_up = false;          // strand only: the client closed its connection
 };
+
+constexpr int64_t kMaxChoices = 16;      // n
+constexpr int64_t kMaxTopLogprobs = 20;  // logprobs / top_logprobs
 
 // A parsed, validated /v1/completions request.
 struct CompletionCall {
@@ -141,7 +145,44 @@ struct CompletionCall {
   storage::Limits tenant_limits;
   bool stream = false;
   bool include_usage = false;
+  int n = 1;             // choices
+  bool seeded = false;   // choice i draws with seed + i
+  std::string user;      // the client's end-user id, for logs only
 };
+
+// OpenAI's logprobs objects. Completions: {tokens, token_logprobs, top_logprobs, text_offset};
+// chat: {content: [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
+json bytes_json(const std::string& s) {
+  json b = json::array();
+  for (unsigned char c : s) b.push_back(static_cast<int>(c));
+  return b;
+}
+
+json chat_logprobs(const std::vector<HostLogprob>& lps) {
+  json content = json::array();
+  for (const HostLogprob& lp : lps) {
+    json top = json::array();
+    for (const auto& [tok, v] : lp.top) top.push_back({{"token", tok}, {"logprob", v}, {"bytes", bytes_json(tok)}});
+    content.push_back({{"token", lp.token}, {"logprob", lp.logprob}, {"bytes", bytes_json(lp.token)}, {"top_logprobs", top}});
+  }
+  return {{"content", content}, {"refusal", nullptr}};
+}
+
+json completion_logprobs(const std::vector<HostLogprob>& lps, int64_t& text_offset) {
+  json tokens = json::array(), values = json::array(), tops = json::array(), offsets = json::array();
+  for (const HostLogprob& lp : lps) {
+    tokens.push_back(lp.token);
+    values.push_back(lp.logprob);
+    json top = json::object();
+    for (const auto& [tok, v] : lp.top) {
+      if (!top.contains(tok)) top[tok] = v;
+    }
+    tops.push_back(top);
+    offsets.push_back(text_offset);
+    text_offset += static_cast<int64_t>(lp.token.size());
+  }
+  return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
 
 template <class T>
 bool get_number(const json& body, const char* name, T& out, double lo, double hi, ApiError& err) {
@@ -485,9 +526,14 @@ class Server::Impl {
       return false;
     }
     int64_t n = 1;
-    if (!get_number(body, "n", n, 1, 1, err)) {
-      err.message = "'n' must be 1 (several choices per request are not supported yet)";
-      return false;
+    if (!get_number(body, "n", n, 1, kMaxChoices, err)) return false;
+    call.n = static_cast<int>(n);
+    if (auto user = body.find("user"); user != body.end() && !user->is_null()) {
+      if (!user->is_string() || user->get<std::string>().size() > 256) {
+        err = {http::status::bad_request, "'user' must be a string of at most 256 bytes", "invalid_request_error", "user"};
+        return false;
+      }
+      call.user = user->get<std::string>();
     }
     engine::SamplingParams& sp = call.request.sampling;
     sp.temperature = 1.0f;  // OpenAI's defaults
@@ -508,6 +554,7 @@ class Server::Impl {
     }
     if (sp.top_p == 0.0f) sp.top_p = 1e-6f;  // OpenAI accepts 0: the most likely token
     if (seed >= 0) sp.seed = static_cast<uint64_t>(seed);
+    call.seeded = seed >= 0;
     call.request.max_tokens = static_cast<int32_t>(max_tokens);
     if (auto stop = body.find("stop"); stop != body.end() && !stop->is_null()) {
       if (stop->is_string()) {
@@ -546,10 +593,7 @@ class Server::Impl {
       auto iu = so->find("include_usage");
       call.include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
     }
-    if (auto lp = body.find("logprobs"); lp != body.end() && !lp->is_null() && !(lp->is_number() && lp->get<double>() == 0)) {
-      err = {http::status::bad_request, "'logprobs' is not supported yet", "invalid_request_error", "logprobs"};
-      return false;
-    }
+    if (!parse_logprobs(body, call, err)) return false;
     Result<std::optional<storage::TenantRecord>> tenant = state_.find_tenant(key.tenant);
     if (!tenant.ok() || !*tenant) {
       err = {http::status::internal_server_error, "the key's tenant is unknown", "server_error"};
@@ -559,6 +603,60 @@ class Server::Impl {
     call.request.cache_salt = (*tenant)->cache_salt;
     call.tenant_limits = (*tenant)->limits;
     return true;
+  }
+
+  // Completions: `logprobs` is null or an integer 0-20 (top alternatives; the sampled
+  // token's logprob is always given). Chat: `logprobs` a boolean, `top_logprobs` 0-20.
+  static bool parse_logprobs(const json& body, CompletionCall& call, ApiError& err) {
+    auto lp = body.find("logprobs");
+    const bool given = lp != body.end() && !lp->is_null();
+    if (!call.chat) {
+      if (auto echo = body.find("echo"); echo != body.end() && echo->is_boolean() && echo->get<bool>()) {
+        err = {http::status::bad_request, "'echo' is not supported", "invalid_request_error", "echo"};
+        return false;
+      }
+      if (!given) return true;
+      if (!lp->is_number_integer() || lp->get<int64_t>() < 0 || lp->get<int64_t>() > kMaxTopLogprobs) {
+        err = {http::status::bad_request, "'logprobs' must be an integer between 0 and 20", "invalid_request_error",
+               "logprobs"};
+        return false;
+      }
+      call.request.logprobs = static_cast<int32_t>(lp->get<int64_t>());
+      return true;
+    }
+    if (given && !lp->is_boolean()) {
+      err = {http::status::bad_request, "'logprobs' must be a boolean", "invalid_request_error", "logprobs"};
+      return false;
+    }
+    const bool on = given && lp->get<bool>();
+    int64_t top = 0;
+    if (!get_number(body, "top_logprobs", top, 0, kMaxTopLogprobs, err)) return false;
+    if (top > 0 && !on) {
+      err = {http::status::bad_request, "'top_logprobs' needs 'logprobs': true", "invalid_request_error", "top_logprobs"};
+      return false;
+    }
+    if (on) call.request.logprobs = static_cast<int32_t>(top);
+    return true;
+  }
+
+  // Watches a connection while its request computes: when the client closes it, the
+  // request's Pending learns so (hung_up) and the waiting coroutine cancels the request at
+  // once. Data from the client (a pipelined request, a TLS alert) ends the watch: only a
+  // closed or reset connection counts. The caller cancels the wait (socket.cancel())
+  // before it reads from the connection again.
+  template <class Stream>
+  static void watch_hangup(Stream& stream, const std::shared_ptr<Pending>& pending) {
+    tcp::socket& sock = beast::get_lowest_layer(stream).socket();
+    sock.async_wait(tcp::socket::wait_read, [&sock, pending](boost::system::error_code ec) {
+      if (ec == net::error::operation_aborted) return;  // the request is over; `sock` may be gone
+      char c = 0;
+      const ssize_t n = ec ? 0 : ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        pending->hung_up = true;
+        pending->notified = true;
+        pending->timer.cancel();
+      }
+    });
   }
 
   void record_done(const std::string& model, const std::string& tenant, int status, size_t prompt_tokens,
@@ -699,8 +797,9 @@ class Server::Impl {
     }
     const size_t prompt_tokens = call.request.prompt.size();
     const int64_t max_tokens = call.request.max_tokens;
+    const int n = call.n;
     const Admission adm = limiter_.admit({{"key:" + key.key_id, key.limits}, {"tenant:" + key.tenant, call.tenant_limits}},
-                                         static_cast<int64_t>(prompt_tokens) + max_tokens, mono_s());
+                                         static_cast<int64_t>(prompt_tokens) + n * max_tokens, mono_s());
     const std::vector<std::pair<std::string, std::string>> rate_headers = ratelimit_headers(adm);
     if (!adm.ok) {
       metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", 429);
@@ -717,39 +816,65 @@ class Server::Impl {
       uint64_t ticket;
       int64_t unused;
       ~Release() { limiter.release(ticket, unused, mono_s()); }
-    } release{limiter_, adm.ticket, max_tokens};
+    } release{limiter_, adm.ticket, n * max_tokens};
     auto pending = std::make_shared<Pending>(stream.get_executor());
-    HostSink sink = [pending](const HostEvent& ev) {
-      {
-        std::lock_guard<std::mutex> lock(pending->mu);
-        pending->events.push_back(ev);
+    // One engine request per choice; they share the prompt's KV blocks through the prefix cache.
+    std::vector<uint64_t> ids;
+    Status submit_error;
+    for (int i = 0; i < n && submit_error.is_ok(); ++i) {
+      HostRequest r = call.request;
+      if (call.seeded) r.sampling.seed += static_cast<uint64_t>(i);
+      HostSink sink = [pending, i](const HostEvent& ev) {
+        {
+          std::lock_guard<std::mutex> lock(pending->mu);
+          pending->events.emplace_back(i, ev);
+        }
+        net::post(pending->timer.get_executor(), [pending] {
+          pending->notified = true;
+          pending->timer.cancel();
+        });
+      };
+      Result<uint64_t> id = call.host->submit(std::move(r), std::move(sink));
+      if (id.ok()) {
+        ids.push_back(*id);
+      } else {
+        submit_error = id.status();
       }
-      net::post(pending->timer.get_executor(), [pending] {
-        pending->notified = true;
-        pending->timer.cancel();
-      });
-    };
-    Result<uint64_t> id = call.host->submit(std::move(call.request), sink);
-    if (!id.ok()) {
-      Reply reply = error_reply(from_status(id.status()));
+    }
+    if (!submit_error.is_ok()) {
+      for (uint64_t id : ids) call.host->cancel(id);
+      Reply reply = error_reply(from_status(submit_error));
       reply.headers = rate_headers;
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
+    auto cancel_all = [&] {
+      for (uint64_t id : ids) call.host->cancel(id);
+    };
+    watch_hangup(stream, pending);
+    bool watching = true;
+    auto stop_watching = [&] {
+      if (!watching) return;
+      watching = false;
+      boost::system::error_code ignored;
+      beast::get_lowest_layer(stream).socket().cancel(ignored);
+    };
 
     const std::string cid = random_id(call.chat ? "chatcmpl-" : "cmpl-");
     const int64_t created = now_s();
     const std::string model_id = call.host->id();
-    auto next_events = [&]() -> net::awaitable<std::deque<HostEvent>> {
+    // The next events, or none when the client hung up.
+    auto next_events = [&]() -> net::awaitable<std::deque<std::pair<int, HostEvent>>> {
       for (;;) {
         {
           std::lock_guard<std::mutex> lock(pending->mu);
           if (!pending->events.empty()) {
-            std::deque<HostEvent> out;
+            std::deque<std::pair<int, HostEvent>> out;
             out.swap(pending->events);
             co_return out;
           }
         }
+        if (pending->hung_up) co_return std::deque<std::pair<int, HostEvent>>();
         if (!pending->notified) {
           pending->timer.expires_at(net::steady_timer::time_point::max());
           boost::system::error_code ec;
@@ -758,41 +883,74 @@ class Server::Impl {
         pending->notified = false;
       }
     };
+    struct Choice {
+      std::string text;
+      std::vector<HostLogprob> logprobs;
+      int64_t text_offset = 0;  // completions' logprobs.text_offset so far
+      HostEvent last;
+      bool done = false;
+    };
+    std::vector<Choice> choices(static_cast<size_t>(n));
+    int finished = 0;
+    Status failure;
+    // Usage of the whole call: the prompt once, every choice's completion tokens.
+    auto finish_call = [&]() -> json {
+      int64_t completion = 0;
+      for (const Choice& c : choices) completion += c.last.n_tokens;
+      release.unused = n * max_tokens - completion;
+      state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), completion);
+      HostEvent total = choices[0].last;
+      total.n_tokens = static_cast<int32_t>(completion);
+      record_done(model_id, key.tenant, 200, prompt_tokens, total);
+      return usage_json(total, prompt_tokens);
+    };
 
     if (!call.stream) {
-      std::string text;
-      HostEvent last;
-      for (bool done = false; !done;) {
-        for (HostEvent& ev : co_await next_events()) {
-          text += ev.text;
-          if (ev.finish != HostFinish::kNone) {
-            last = std::move(ev);
-            done = true;
+      while (finished < n && failure.is_ok()) {
+        std::deque<std::pair<int, HostEvent>> batch = co_await next_events();
+        if (pending->hung_up) {
+          cancel_all();  // the client went away: free its blocks now
+          co_return false;
+        }
+        for (auto& [i, ev] : batch) {
+          Choice& c = choices[static_cast<size_t>(i)];
+          c.text += ev.text;
+          for (HostLogprob& lp : ev.logprobs) c.logprobs.push_back(std::move(lp));
+          if (ev.finish == HostFinish::kError) failure = ev.error;
+          if (ev.finish != HostFinish::kNone && !c.done) {
+            c.done = true;
+            ++finished;
+            c.last = std::move(ev);
           }
         }
       }
-      if (last.finish == HostFinish::kError) {
-        const Reply reply = error_reply(from_status(last.error));
+      stop_watching();
+      if (!failure.is_ok()) {
+        cancel_all();
+        const Reply reply = error_reply(from_status(failure));
         const bool ok = co_await send(stream, req, reply);
         co_return ok;
       }
-      release.unused = max_tokens - last.n_tokens;
-      state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), last.n_tokens);
-      record_done(model_id, key.tenant, 200, prompt_tokens, last);
-      json choice = call.chat ? json{{"index", 0},
-                                     {"message", {{"role", "assistant"}, {"content", text}}},
-                                     {"logprobs", nullptr},
-                                     {"finish_reason", finish_name(last.finish)}}
-                              : json{{"index", 0},
-                                     {"text", text},
-                                     {"logprobs", nullptr},
-                                     {"finish_reason", finish_name(last.finish)}};
+      json out_choices = json::array();
+      for (int i = 0; i < n; ++i) {
+        Choice& c = choices[static_cast<size_t>(i)];
+        const bool lp = call.request.logprobs >= 0;
+        json logprobs = !lp ? json(nullptr) : call.chat ? chat_logprobs(c.logprobs) : completion_logprobs(c.logprobs, c.text_offset);
+        out_choices.push_back(call.chat ? json{{"index", i},
+                                               {"message", {{"role", "assistant"}, {"content", c.text}}},
+                                               {"logprobs", logprobs},
+                                               {"finish_reason", finish_name(c.last.finish)}}
+                                        : json{{"index", i},
+                                               {"text", c.text},
+                                               {"logprobs", logprobs},
+                                               {"finish_reason", finish_name(c.last.finish)}});
+      }
       json body = {{"id", cid},
                    {"object", call.chat ? "chat.completion" : "text_completion"},
                    {"created", created},
                    {"model", model_id},
-                   {"choices", json::array({choice})},
-                   {"usage", usage_json(last, prompt_tokens)}};
+                   {"choices", out_choices},
+                   {"usage", finish_call()}};
       const Reply reply{http::status::ok, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json",
                         rate_headers};
       const bool ok = co_await send(stream, req, reply);
@@ -819,28 +977,41 @@ class Server::Impl {
       co_return !wec;
     };
     bool alive = !ec;
-    bool first_chunk = true;
-    for (bool done = false; alive && !done;) {
-      for (HostEvent& ev : co_await next_events()) {
+    std::vector<bool> first_chunk(static_cast<size_t>(n), true);
+    while (alive && finished < n) {
+      std::deque<std::pair<int, HostEvent>> batch = co_await next_events();
+      if (pending->hung_up) {
+        alive = false;
+        break;
+      }
+      for (auto& [i, ev] : batch) {
         if (!alive) break;
+        Choice& c = choices[static_cast<size_t>(i)];
+        if (c.done) continue;
         if (ev.finish == HostFinish::kError) {
           const std::string data = error_body(from_status(ev.error));
           alive = co_await emit(data);
-          done = true;
+          c.done = true;
+          finished = n;  // an error ends the whole call
+          cancel_all();
           break;
         }
-        if (!ev.text.empty() || ev.finish != HostFinish::kNone) {
+        if (!ev.text.empty() || !ev.logprobs.empty() || ev.finish != HostFinish::kNone) {
           const json finish = ev.finish == HostFinish::kNone ? json(nullptr) : json(finish_name(ev.finish));
+          const bool lp = call.request.logprobs >= 0;
+          json logprobs = !lp ? json(nullptr)
+                          : call.chat ? chat_logprobs(ev.logprobs)
+                                      : completion_logprobs(ev.logprobs, c.text_offset);
           json choice;
           if (call.chat) {
             json delta = json::object();
-            if (first_chunk) delta["role"] = "assistant";
-            if (!ev.text.empty() || first_chunk) delta["content"] = ev.text;
-            choice = {{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}};
+            if (first_chunk[static_cast<size_t>(i)]) delta["role"] = "assistant";
+            if (!ev.text.empty() || first_chunk[static_cast<size_t>(i)]) delta["content"] = ev.text;
+            choice = {{"index", i}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}};
           } else {
-            choice = {{"index", 0}, {"text", ev.text}, {"logprobs", nullptr}, {"finish_reason", finish}};
+            choice = {{"index", i}, {"text", ev.text}, {"logprobs", logprobs}, {"finish_reason", finish}};
           }
-          first_chunk = false;
+          first_chunk[static_cast<size_t>(i)] = false;
           json chunk = {{"id", cid},
                         {"object", call.chat ? "chat.completion.chunk" : "text_completion"},
                         {"created", created},
@@ -851,25 +1022,28 @@ class Server::Impl {
           alive = co_await emit(data);
         }
         if (ev.finish != HostFinish::kNone) {
-          done = true;
-          release.unused = max_tokens - ev.n_tokens;
-          state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), ev.n_tokens);
-          record_done(model_id, key.tenant, 200, prompt_tokens, ev);
-          if (alive && call.include_usage) {
-            json u = {{"id", cid},
-                      {"object", call.chat ? "chat.completion.chunk" : "text_completion"},
-                      {"created", created},
-                      {"model", model_id},
-                      {"choices", json::array()},
-                      {"usage", usage_json(ev, prompt_tokens)}};
-            const std::string data = u.dump();
-            alive = co_await emit(data);
+          c.done = true;
+          ++finished;
+          c.last = std::move(ev);
+          if (finished == n) {
+            const json usage = finish_call();
+            if (alive && call.include_usage) {
+              json u = {{"id", cid},
+                        {"object", call.chat ? "chat.completion.chunk" : "text_completion"},
+                        {"created", created},
+                        {"model", model_id},
+                        {"choices", json::array()},
+                        {"usage", usage}};
+              const std::string data = u.dump();
+              alive = co_await emit(data);
+            }
           }
         }
       }
     }
+    stop_watching();
     if (!alive) {
-      call.host->cancel(*id);  // the client went away: free its blocks now
+      cancel_all();  // the client went away: free its blocks now
       co_return false;
     }
     const std::string done_marker = "[DONE]";

@@ -3,6 +3,8 @@
 #include "supernode/scheduler/engine_loop.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <utility>
 
 #include "supernode/base/check.h"
@@ -46,10 +48,34 @@ Status EngineLoop::add(GenerationRequest request) {
   r.cache_salt = std::move(request.cache_salt);
   SN_RETURN_IF_ERROR(scheduler_.add_request(std::move(r)));
 
-  Live live{engine::Sampler(request.sampling), std::move(request.prompt)};
+  if (request.logprobs > 20) return Status::invalid_argument(what, "at most 20 top logprobs");
+  Live live{engine::Sampler(request.sampling), std::move(request.prompt), request.logprobs};
   live.history.reserve(live.history.size() + static_cast<size_t>(request.max_tokens));
   live_.emplace(request.id, std::move(live));
   return Status::ok();
+}
+
+TokenLogprobs EngineLoop::token_logprobs(std::span<const float> logits, int32_t token, int32_t top_n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (float v : logits) mx = std::max(mx, v);
+  double sum = 0.0;
+  for (float v : logits) sum += std::exp(static_cast<double>(v) - mx);
+  const double log_z = mx + std::log(sum);
+  TokenLogprobs out;
+  out.logprob = static_cast<float>(logits[static_cast<size_t>(token)] - log_z);
+  if (top_n > 0) {
+    std::vector<int32_t> ids(logits.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+    const size_t k = std::min(ids.size(), static_cast<size_t>(top_n));
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), [&](int32_t a, int32_t b) {
+      const float la = logits[static_cast<size_t>(a)], lb = logits[static_cast<size_t>(b)];
+      return la > lb || (la == lb && a < b);
+    });
+    for (size_t i = 0; i < k; ++i) {
+      out.top.emplace_back(ids[i], static_cast<float>(logits[static_cast<size_t>(ids[i])] - log_z));
+    }
+  }
+  return out;
 }
 
 Status EngineLoop::enable_tiers(storage::Env& env, KvTiersConfig config, const storage::DiskScanProgress& progress) {
@@ -132,6 +158,7 @@ Result<std::vector<RequestEvent>> EngineLoop::step() {
       if (observer_) observer_(s.id, position, logits);
       r.token = it->second.sampler.sample(logits, it->second.history);
       ++stats_.tokens_sampled;
+      if (it->second.logprobs >= 0) step_logprobs_.emplace_back(s.id, token_logprobs(logits, *r.token, it->second.logprobs));
     }
     result_.sequences.push_back(r);
   }
@@ -139,6 +166,15 @@ Result<std::vector<RequestEvent>> EngineLoop::step() {
   stats_.sample_ns += t3 - t2;
 
   std::vector<RequestEvent> events = scheduler_.update_from_output(out, result_);
+  if (!step_logprobs_.empty()) {
+    for (RequestEvent& ev : events) {
+      if (!ev.token) continue;
+      for (auto& [id, lp] : step_logprobs_) {
+        if (id == ev.id) ev.logprobs = std::move(lp);
+      }
+    }
+    step_logprobs_.clear();
+  }
   for (const RequestEvent& ev : events) {
     auto it = live_.find(ev.id);
     if (it == live_.end()) continue;

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "json_lite.h"
 #include "supernode/storage/state_store.h"
 #include "test_support.h"
 
@@ -474,4 +475,102 @@ TEST(Daemon, ModelsImportLoadAndUnloadWhileServing) {
   CHECK_TRUE(has(run_out(cli + "models remove second 2>&1; echo rc=$?"), "rc=1"));  // still loaded
   CHECK_TRUE(has(run_out(cli + "models unload second && " + cli + "models remove second"), "removed second"));
   CHECK_FALSE(has(run_out(cli + "models list"), "second"));
+}
+
+// logprobs in OpenAI's two shapes: one entry per completion token, every logprob <= 0, the
+// alternatives sorted, and under greedy sampling the chosen token is the most likely one.
+TEST(Daemon, LogprobsForCompletionsAndChat) {
+  using sn::testing::Json;
+  HttpReply r = http(d->port(), "POST", "/v1/completions",
+                     R"({"model":"tiny","prompt":"once upon","max_tokens":6,"temperature":0,"logprobs":3,"ignore_eos":true})",
+                     d->key());
+  LONGS_EQUAL_TEXT(200, r.status, r.body.c_str());
+  const Json c = sn::testing::parse_json(r.body)["choices"][0]["logprobs"];
+  LONGS_EQUAL(6, static_cast<long>(c["tokens"].size()));
+  LONGS_EQUAL(6, static_cast<long>(c["token_logprobs"].size()));
+  LONGS_EQUAL(6, static_cast<long>(c["text_offset"].size()));
+  for (size_t i = 0; i < 6; ++i) {
+    const double chosen = c["token_logprobs"][i].num;
+    CHECK_TRUE(chosen <= 0.0);
+    double best = -1e30;
+    for (const auto& [tok, v] : c["top_logprobs"][i].obj) best = std::max(best, v.num);
+    DOUBLES_EQUAL(best, chosen, 1e-6);  // greedy: the chosen one is the top one
+    CHECK_TRUE(c["top_logprobs"][i].size() >= 1 && c["top_logprobs"][i].size() <= 3);
+  }
+  HttpReply ch = http(d->port(), "POST", "/v1/chat/completions",
+                      R"({"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"temperature":0,)"
+                      R"("logprobs":true,"top_logprobs":2,"ignore_eos":true,"user":"alice"})",
+                      d->key());
+  LONGS_EQUAL_TEXT(200, ch.status, ch.body.c_str());
+  const Json content = sn::testing::parse_json(ch.body)["choices"][0]["logprobs"]["content"];
+  LONGS_EQUAL(4, static_cast<long>(content.size()));
+  for (size_t i = 0; i < content.size(); ++i) {
+    const Json& e = content[i];
+    LONGS_EQUAL(2, static_cast<long>(e["top_logprobs"].size()));
+    CHECK_TRUE(e["top_logprobs"][0]["logprob"].num >= e["top_logprobs"][1]["logprob"].num);
+    DOUBLES_EQUAL(e["top_logprobs"][0]["logprob"].num, e["logprob"].num, 1e-6);
+    LONGS_EQUAL(static_cast<long>(e["token"].str.size()), static_cast<long>(e["bytes"].size()));
+  }
+  LONGS_EQUAL(400, http(d->port(), "POST", "/v1/chat/completions",
+                        R"({"model":"tiny","messages":[{"role":"user","content":"hi"}],"top_logprobs":2})", d->key()).status);
+  LONGS_EQUAL(400, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"x","logprobs":21})", d->key()).status);
+  LONGS_EQUAL(400, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"x","user":5})", d->key()).status);
+}
+
+// n > 1: one choice per index, each complete; seeded draws differ between choices and
+// repeat across calls; usage counts the prompt once and every choice's tokens.
+TEST(Daemon, SeveralChoicesPerRequest) {
+  using sn::testing::Json;
+  const std::string body =
+      R"({"model":"tiny","prompt":"once upon","max_tokens":5,"temperature":1.5,"seed":7,"n":3,"ignore_eos":true})";
+  HttpReply a = http(d->port(), "POST", "/v1/completions", body, d->key());
+  LONGS_EQUAL_TEXT(200, a.status, a.body.c_str());
+  const Json ja = sn::testing::parse_json(a.body);
+  LONGS_EQUAL(3, static_cast<long>(ja["choices"].size()));
+  for (size_t i = 0; i < 3; ++i) DOUBLES_EQUAL(static_cast<double>(i), ja["choices"][i]["index"].num, 0);
+  DOUBLES_EQUAL(15, ja["usage"]["completion_tokens"].num, 0);
+  CHECK_TRUE(ja["choices"][0]["text"].str != ja["choices"][1]["text"].str ||
+             ja["choices"][1]["text"].str != ja["choices"][2]["text"].str);
+  const Json jb = sn::testing::parse_json(http(d->port(), "POST", "/v1/completions", body, d->key()).body);
+  for (size_t i = 0; i < 3; ++i) CHECK_EQUAL(ja["choices"][i]["text"].str, jb["choices"][i]["text"].str);
+  // Streaming: every index ends with its own finish_reason.
+  HttpReply s = http(d->port(), "POST", "/v1/completions",
+                     R"({"model":"tiny","prompt":"once upon","max_tokens":3,"n":2,"stream":true,"ignore_eos":true})", d->key());
+  LONGS_EQUAL(200, s.status);
+  int finishes = 0;
+  for (size_t p = 0; (p = s.body.find("\"finish_reason\":\"length\"", p)) != std::string::npos; ++p) ++finishes;
+  LONGS_EQUAL(2, finishes);
+  CHECK_TRUE(has(s.body, "\"index\":1"));
+  LONGS_EQUAL(400, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"x","n":17})", d->key()).status);
+}
+
+// A client that gives up on a non-streaming request: its request is cancelled at once (the
+// engine stops stepping it), not computed to the end.
+TEST(Daemon, AClientThatHangsUpBeforeTheAnswerCancelsItsRequest) {
+  const std::string cli = sn::testing::bin_dir() + "/supernode --admin-socket " + dir->file("state") + "/admin.sock ";
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(d->port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQUAL(0, ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a));
+  const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":490,"ignore_eos":true})";
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + d->key() +
+                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string st;
+  for (int i = 0; i < 100 && !has(st, "running 1"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    st = run_out(cli + "status");
+  }
+  CHECK_TEXT(has(st, "running 1"), st.c_str());
+  ::close(fd);
+  for (int i = 0; i < 100 && !has(st, "running 0"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    st = run_out(cli + "status");
+  }
+  CHECK_TEXT(has(st, "running 0"), st.c_str());
+  // Far fewer than the 490 tokens asked for were generated.
+  const size_t t = st.find("tokens ");
+  CHECK_TEXT(t != std::string::npos && std::atol(st.c_str() + t + 7) < 480, st.c_str());
 }

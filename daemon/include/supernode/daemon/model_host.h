@@ -56,6 +56,15 @@ struct HostRequest {
   bool ignore_eos = false;
   std::string tenant;
   std::string cache_salt;         // from the tenant, never from the client
+  int32_t logprobs = -1;          // >= 0: each token's logprob and this many alternatives (<= 20)
+};
+
+// A generated token's logprob (OpenAI's logprobs), its text as the vocab spells it (bytes
+// of a partial UTF-8 character when the token is a byte), and the top alternatives.
+struct HostLogprob {
+  std::string token;
+  float logprob = 0.0f;
+  std::vector<std::pair<std::string, float>> top;
 };
 
 enum class HostFinish : uint8_t { kNone, kStop, kLength, kError };
@@ -63,6 +72,7 @@ enum class HostFinish : uint8_t { kNone, kStop, kLength, kError };
 // One report to a request's sink: new text, and/or the end.
 struct HostEvent {
   std::string text;                   // new output text (may be empty)
+  std::vector<HostLogprob> logprobs;  // of the tokens behind this event, when asked
   int32_t n_tokens = 0;               // tokens generated so far
   HostFinish finish = HostFinish::kNone;
   Status error;                       // when finish == kError
@@ -137,7 +147,8 @@ class ModelHost {
   explicit ModelHost(const ModelHostOptions& options);
   void engine_main();
   void deliver(const scheduler::RequestEvent& ev);
-  void request_ended();  // one accepted request is over (finished, failed or cancelled)
+  void request_ended();
+  void publish_stats();  // engine thread: stats_ and queued_ from the loop  // one accepted request is over (finished, failed or cancelled)
   void finish(uint64_t id, Live& live, HostFinish how, const scheduler::RequestMetrics& metrics, Status error = {});
 
   ModelHostOptions options_;

@@ -52,6 +52,7 @@ struct GenerationRequest {
   std::string tenant;
   PriorityClass priority = PriorityClass::kInteractive;
   std::string cache_salt;         // set by the server from the tenant, never by the client
+  int32_t logprobs = -1;          // >= 0: report each token's logprob and this many top alternatives (<= 20)
 };
 
 // Where a step's time went, summed since construction.
@@ -113,10 +114,15 @@ class EngineLoop {
   // Returns the blocks demoted.
   int32_t spill_cached_blocks();
 
+ public:
+  // The logprob of `token` under `logits` and the `top_n` most likely tokens (ties: lower id first).
+  [[nodiscard]] static TokenLogprobs token_logprobs(std::span<const float> logits, int32_t token, int32_t top_n);
+
  private:
   struct Live {
     engine::Sampler sampler;
     std::vector<int32_t> history;  // prompt then generated tokens: what the penalties see
+    int32_t logprobs = -1;
   };
 
   // Tier-1 block contents for the tiers: the KV cache's blocks as bytes.
@@ -148,6 +154,7 @@ class EngineLoop {
   std::vector<const int32_t*> tables_;
   std::vector<float> logits_;
   StepResult result_;
+  std::vector<std::pair<RequestId, TokenLogprobs>> step_logprobs_;  // this step's, for the events
 };
 
 }  // namespace sn::scheduler

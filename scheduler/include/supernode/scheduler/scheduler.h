@@ -54,6 +54,7 @@
 #include <string>
 #include <unordered_map>
 #include <variant>
+#include <utility>
 #include <vector>
 
 #include "supernode/base/status.h"
@@ -148,11 +149,19 @@ struct StepResult {
 
 // A new token, a finish, or both, for the daemon to stream. `metrics` is final when
 // `finish` is set.
+// The log-probability of a sampled token under the model (log-softmax of the raw logits,
+// before penalties and temperature), and the most likely tokens at that position.
+struct TokenLogprobs {
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;  // (token, logprob), most likely first
+};
+
 struct RequestEvent {
   RequestId id = 0;
   std::optional<int32_t> token;
   std::optional<FinishReason> finish;
   RequestMetrics metrics;
+  std::optional<TokenLogprobs> logprobs;  // with token, when the request asked (EngineLoop)
 };
 
 struct TenantStats {
