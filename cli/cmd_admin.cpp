@@ -12,10 +12,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
 #include <functional>
 #include <string>
 
 #include "commands.h"
+#include "supernode/storage/state_store.h"
 
 namespace sn::cli {
 namespace {
@@ -342,6 +345,54 @@ int cmd_models(int argc, char** argv) {
     return 0;
   }
   return usage_error(Status::invalid_argument("models", "unknown subcommand '" + sub + "' (import, list, load, unload, remove)"));
+}
+
+int cmd_restore(int argc, char** argv) {
+  Args args("restore", "FILE --state-dir DIR",
+            "Replaces the daemon's state database with a backup, while supernoded is stopped. The\n"
+            "backup is checked first (SQLite integrity check and the audit log's hash chain); the\n"
+            "current database is kept beside it as state.db.before-restore-TIME; the restore is\n"
+            "recorded in the restored audit log.",
+            admin_options({{{"--state-dir"}, "DIR", "the daemon's state directory", "/var/lib/supernode"}}));
+  if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
+  if (args.positional().size() != 1) return usage_error(Status::invalid_argument("restore", "give one FILE"));
+  const std::string file = args.positional()[0];
+  const std::string dir = args.str("--state-dir", "/var/lib/supernode");
+  const std::string db = dir + "/state.db";
+  // A running daemon would keep writing the old database.
+  if (call(socket_path(args), {{"cmd", "status"}}).ok()) {
+    return runtime_error(Status::invalid_argument("restore", "supernoded is running (its admin socket answers): stop it first"));
+  }
+  Result<storage::AuditVerification> check = storage::check_state_file(file);
+  if (!check.ok()) return runtime_error(check.status().with_context("restore " + file));
+  if (!check->ok) {
+    return runtime_error(Status::corruption("restore " + file, "its audit chain is broken at row " +
+                                                                  std::to_string(check->first_bad_seq) + ": " + check->problem));
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return runtime_error(Status::not_found("restore", "no state directory " + dir));
+  }
+  const std::string part = db + ".restoring";
+  std::filesystem::copy_file(file, part, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) return runtime_error(Status::io_error("restore: copy to " + part, ec.message()));
+  if (std::filesystem::exists(db)) {
+    const std::string keep = db + ".before-restore-" + std::to_string(std::time(nullptr));
+    std::filesystem::rename(db, keep, ec);
+    if (ec) return runtime_error(Status::io_error("restore: keep " + db, ec.message()));
+    std::fprintf(stderr, "restore: the previous database is kept as %s\n", keep.c_str());
+  }
+  for (const char* side : {"-wal", "-shm"}) std::filesystem::remove(db + side, ec);
+  std::filesystem::rename(part, db, ec);
+  if (ec) return runtime_error(Status::io_error("restore: rename to " + db, ec.message()));
+  Result<std::unique_ptr<storage::StateStore>> st = storage::StateStore::open(db);
+  if (!st.ok()) return runtime_error(st.status().with_context("restore: open the restored database"));
+  if (Status a = (*st)->audit("admin uid " + std::to_string(::getuid()), "restore", file); !a.is_ok()) {
+    return runtime_error(a);
+  }
+  std::printf("restored %s from %s (%lld audit rows verified)\n", db.c_str(), file.c_str(),
+              static_cast<long long>(check->rows));
+  return 0;
 }
 
 }  // namespace sn::cli

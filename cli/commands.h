@@ -28,6 +28,7 @@ int cmd_tenants(int argc, char** argv);
 int cmd_usage(int argc, char** argv);
 int cmd_audit(int argc, char** argv);
 int cmd_backup(int argc, char** argv);
+int cmd_restore(int argc, char** argv);
 int cmd_status(int argc, char** argv);
 
 // Shared plumbing.

@@ -33,6 +33,7 @@ constexpr Command kCommands[] = {
     {"usage", sn::cli::cmd_usage, "usage per key per minute (admin socket)"},
     {"audit", sn::cli::cmd_audit, "verify the audit log's hash chain (admin socket)"},
     {"backup", sn::cli::cmd_backup, "an online backup of the daemon's state (admin socket)"},
+    {"restore", sn::cli::cmd_restore, "replace the stopped daemon's state with a checked backup"},
     {"status", sn::cli::cmd_status, "what the daemon serves now (admin socket)"},
 };
 
