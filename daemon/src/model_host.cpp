@@ -5,6 +5,7 @@
 #include "supernode/daemon/model_host.h"
 
 #include <chrono>
+#include <limits>
 #include <cstdio>
 #include <utility>
 
@@ -248,6 +249,9 @@ void ModelHost::engine_main() {
     }
     inbox.clear();
     if (!loop_->has_work()) {
+      // Idle: copy newly cached blocks down to host RAM and (behind) disk, so a restart,
+      // even after a crash, finds them there.
+      (void)loop_->persist_cached_blocks(std::numeric_limits<int32_t>::max());
       publish_stats();  // cancellations changed them
       continue;
     }
@@ -265,6 +269,10 @@ void ModelHost::engine_main() {
       for (const scheduler::RequestEvent& ev : *events) deliver(ev);
     }
     publish_stats();
+  }
+  if (loop_->tiers() != nullptr) {
+    (void)loop_->persist_cached_blocks(std::numeric_limits<int32_t>::max());
+    loop_->tiers()->flush();  // the disk writes behind are done before we go
   }
   // Shutting down: every live request ends with an error.
   for (auto it = live_.begin(); it != live_.end();) {

@@ -94,6 +94,13 @@ int32_t EngineLoop::spill_cached_blocks() {
   return n;
 }
 
+int32_t EngineLoop::persist_cached_blocks(int32_t max) {
+  if (tiers_ == nullptr) return 0;
+  int32_t n = 0;
+  for (const auto& [block, key] : scheduler_.take_uncopied_cached(max)) n += tiers_->copy_down(block, key) ? 1 : 0;
+  return n;
+}
+
 Status EngineLoop::cancel(RequestId id) {
   SN_RETURN_IF_ERROR(scheduler_.cancel(id));
   live_.erase(id);

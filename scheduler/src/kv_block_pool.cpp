@@ -142,6 +142,17 @@ int32_t KvBlockPool::evict_free_cached() {
   return n;
 }
 
+std::vector<std::pair<int32_t, BlockHash>> KvBlockPool::take_uncopied_cached(int32_t max) {
+  std::vector<std::pair<int32_t, BlockHash>> out;
+  for (int32_t b = 0; b < num_blocks() && static_cast<int32_t>(out.size()) < max; ++b) {
+    Block& blk = blocks_[static_cast<size_t>(b)];
+    if (!blk.key || blk.copied) continue;
+    blk.copied = true;
+    out.emplace_back(b, *blk.key);
+  }
+  return out;
+}
+
 std::optional<int32_t> KvBlockPool::lookup(const BlockHash& key) const {
   auto it = cached_.find(key);
   if (it == cached_.end()) return std::nullopt;
@@ -186,6 +197,7 @@ bool KvBlockPool::cache(int32_t block, const BlockHash& key) {
   ++stats_.misses;
   if (!cached_.emplace(key, block).second) return false;
   blk.key = key;
+  blk.copied = false;
   return true;
 }
 

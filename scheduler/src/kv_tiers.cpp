@@ -236,6 +236,16 @@ void KvTiers::demote(int32_t block, const BlockHash& key) {
   }
 }
 
+bool KvTiers::copy_down(int32_t block, const BlockHash& key) {
+  if (num_slots_ == 0) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.count(key) != 0 || on_disk_.count(key) != 0) return false;
+  }
+  demote(block, key);
+  return true;
+}
+
 KvTierProbe KvTiers::probe(std::span<const BlockHash> keys) {
   KvTierProbe p;
   std::lock_guard<std::mutex> lock(mu_);

@@ -139,3 +139,30 @@ TEST(KvBlockPool, ProtectedQueueIsCappedAndAgesOut) {
   CHECK_TRUE(pool.lookup(key(2)).has_value());
   check_ok(pool);
 }
+
+// Write-through: each cached block is handed out once (used or free), up to `max` a call;
+// a block cached again after reuse is handed out again.
+TEST(KvBlockPool, UncopiedCachedBlocksAreHandedOutOnce) {
+  KvBlockPool pool({.num_blocks = 4, .block_size = 4});
+  const int32_t a = fill(pool, 1);
+  std::optional<std::vector<int32_t>> used = pool.allocate(1);
+  CHECK_TRUE(pool.cache((*used)[0], key(2)));  // cached and still used
+  std::vector<std::pair<int32_t, BlockHash>> first = pool.take_uncopied_cached(1);
+  LONGS_EQUAL(1, static_cast<long>(first.size()));
+  std::vector<std::pair<int32_t, BlockHash>> second = pool.take_uncopied_cached(10);
+  LONGS_EQUAL(1, static_cast<long>(second.size()));
+  CHECK_TRUE(first[0].first != second[0].first);
+  for (const auto& [b, k] : {first[0], second[0]}) CHECK_TRUE(pool.block_key(b) == k);
+  LONGS_EQUAL(0, static_cast<long>(pool.take_uncopied_cached(10).size()));
+  // Evict `a` by allocating everything free, then cache it under a new key.
+  pool.release(*used);
+  std::optional<std::vector<int32_t>> all = pool.allocate(4);
+  CHECK_TRUE(all.has_value());
+  CHECK_TRUE(pool.cache(a, key(3)));
+  std::vector<std::pair<int32_t, BlockHash>> third = pool.take_uncopied_cached(10);
+  LONGS_EQUAL(1, static_cast<long>(third.size()));
+  LONGS_EQUAL(a, third[0].first);
+  CHECK_TRUE(third[0].second == key(3));
+  pool.release(*all);
+  check_ok(pool);
+}

@@ -324,3 +324,25 @@ TEST(KvTiers, Int8CodecKeepsZerosExtremesAndSigns) {
   DOUBLES_EQUAL(-0.25, sn::hal::fp16_to_fp32(back[9]), 0.5 / 254 + 1e-3);
   DOUBLES_EQUAL(0.125, sn::hal::fp16_to_fp32(back[10]), 0.5 / 254 + 1e-3);
 }
+
+// Write-through: copy_down copies a block that stays in tier 1 into host RAM and (behind)
+// disk once; a second copy_down of the same key, or of one only on disk, copies nothing.
+TEST(KvTiers, CopyDownWritesThroughOnce) {
+  sn::testing::TempDir dir;
+  RamBlocks io(8, kValues);
+  io.fill_random(0, 900);
+  {
+    std::unique_ptr<KvTiers> t = open_tiers(sn::storage::posix_env(), io, 4, dir.path());
+    CHECK_TRUE(t->copy_down(0, key(0)));
+    CHECK_FALSE(t->copy_down(0, key(0)));
+    t->flush();
+    LONGS_EQUAL(1, t->stats().disk.blocks);
+    t->drop_host();
+    CHECK_FALSE(t->copy_down(0, key(0)));  // on disk already
+  }
+  std::unique_ptr<KvTiers> t = open_tiers(sn::storage::posix_env(), io, 4, dir.path());
+  LONGS_EQUAL(1, t->stats().disk.blocks);
+  fetch_and_wait(*t, {key(0)});
+  CHECK_TRUE(t->promote(key(0), 5));
+  CHECK_TRUE(io.block(0) == io.block(5));
+}

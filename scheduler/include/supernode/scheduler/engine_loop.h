@@ -113,6 +113,10 @@ class EngineLoop {
   // writes: at shutdown, so that a restart finds them, and in benchmarks that force demotion.
   // Returns the blocks demoted.
   int32_t spill_cached_blocks();
+  // Copies up to `max` cached tier-1 blocks that the lower tiers lack into them, leaving them
+  // in tier 1 (write-through, for when the engine idles): host RAM now, disk behind. Returns
+  // the blocks copied; 0 without tiers.
+  int32_t persist_cached_blocks(int32_t max);
 
  public:
   // The logprob of `token` under `logits` and the `top_n` most likely tokens (ties: lower id first).

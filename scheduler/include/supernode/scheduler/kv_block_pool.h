@@ -105,6 +105,12 @@ class KvBlockPool {
   // how many. For forcing demotion (benchmarks, tests, shutdown).
   int32_t evict_free_cached();
 
+  // Cached blocks (used or free: a cached block's content is final) not yet handed out by
+  // this call since they were cached, at most `max`; each is marked handed out. The lower
+  // tiers copy them down while the engine idles (write-through), so that the disk tier holds
+  // them even when the process dies without evicting anything.
+  [[nodiscard]] std::vector<std::pair<int32_t, BlockHash>> take_uncopied_cached(int32_t max);
+
   // Verifies every internal invariant (queue membership vs ref counts, counts, the key map).
   // For tests and debug builds; O(num_blocks).
   [[nodiscard]] Status check_consistency() const;
@@ -117,6 +123,7 @@ class KvBlockPool {
     int32_t next = -1;
     Queue queue = Queue::kNone;
     bool reused = false;  // hit since it was cached: goes to protected when freed
+    bool copied = false;  // handed out by take_uncopied_cached since it was cached
     std::optional<BlockHash> key;
   };
   struct List {

@@ -83,6 +83,9 @@ class KvManager {
   // See KvBlockPool::set_evict_hook and evict_free_cached.
   void set_evict_hook(KvBlockPool::EvictHook hook) { pool_.set_evict_hook(std::move(hook)); }
   int32_t evict_free_cached() { return pool_.evict_free_cached(); }
+  [[nodiscard]] std::vector<std::pair<int32_t, BlockHash>> take_uncopied_cached(int32_t max) {
+    return pool_.take_uncopied_cached(max);
+  }
 
   // The request's current block table (empty when it holds none).
   [[nodiscard]] std::span<const int32_t> blocks_of(RequestId id) const;

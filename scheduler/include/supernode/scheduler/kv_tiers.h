@@ -154,6 +154,9 @@ class KvTiers {
   // Tier-1 block `block`, cached under `key`, is being evicted: copies it into host RAM (or
   // just marks it recently used when already there) and queues it for disk.
   void demote(int32_t block, const BlockHash& key);
+  // Like demote, for a tier-1 block that stays cached there (write-through); does nothing
+  // when host RAM or the disk already holds `key`. Returns whether it copied.
+  bool copy_down(int32_t block, const BlockHash& key);
 
   // How far the chain `keys` is present below tier 1: a leading run in host RAM, and the
   // leading run in host RAM or on disk. Marks the host blocks recently used and counts hits

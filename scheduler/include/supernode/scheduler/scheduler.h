@@ -209,6 +209,10 @@ class Scheduler {
   [[nodiscard]] KvTiers* tiers() const { return tiers_; }
   // Demotes every free cached tier-1 block now (see KvBlockPool::evict_free_cached).
   int32_t evict_free_cached() { return kv_.evict_free_cached(); }
+  // See KvBlockPool::take_uncopied_cached.
+  [[nodiscard]] std::vector<std::pair<int32_t, BlockHash>> take_uncopied_cached(int32_t max) {
+    return kv_.take_uncopied_cached(max);
+  }
 
   // Weight for a tenant's fair share (default 1). REQUIRES: weight > 0.
   void set_tenant_weight(const std::string& tenant, double weight);
