@@ -1,68 +1,117 @@
-// supernoded: the one daemon of the box. Opens the state store (creating tenant `default`
-// and its first API key on an empty state directory, written to STATE_DIR/initial-api-key
-// with mode 0600, never logged), loads the models given with -m (each served under its
-// file stem), and serves the OpenAI-compatible API until SIGINT or SIGTERM.
-// Interface (issue 5): supernoded [--listen HOST:PORT] [--state-dir DIR] [-m MODEL.gguf ...]
-//                                 [--plain-http] [--tls-cert F --tls-key F] [--threads N] [--context N]
-// HTTPS by default, with a self-signed certificate made at first start when none is given;
-// plain HTTP only with --plain-http, and only on a loopback address.
-#include <sys/stat.h>
-
+// supernoded: the one daemon of the box. Reads its configuration (config.h: the TOML file,
+// then flags over it), opens the state store (creating tenant `default` and its first API
+// key on an empty state directory, written to STATE_DIR/initial-api-key with mode 0600,
+// never logged), loads the configured models and the catalog models marked for loading,
+// and serves the OpenAI-compatible API and the admin socket.
+//
+// Process life (systemd.h): READY=1 once models are loaded and the API listens, STATUS=
+// while loading, watchdog pings only while every engine makes progress or idles, the
+// listening socket from socket activation when given. SIGHUP re-reads the config file: log
+// level and prompt logging, and the [[models]] list (models added are loaded, models removed
+// are drained and unloaded); other changes need a restart and say so. SIGTERM/SIGINT drain:
+// new completions get 503, requests in flight finish within server.drain_timeout_s, exit.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "supernode/base/args.h"
 #include "supernode/daemon/admin.h"
+#include "supernode/daemon/config.h"
+#include "supernode/daemon/log.h"
 #include "supernode/daemon/model_registry.h"
 #include "supernode/daemon/server.h"
+#include "supernode/daemon/systemd.h"
 #include "supernode/daemon/tls.h"
 #include "supernode/storage/state_store.h"
 
 namespace {
+
+using sn::daemon::LogLevel;
 
 int fail(const sn::Status& s, int code = 1) {
   std::fprintf(stderr, "supernoded: %s\n", s.to_string().c_str());
   return code;
 }
 
-bool is_loopback(const std::string& listen) {
-  const std::string host = listen.substr(0, listen.rfind(':'));
-  return host == "127.0.0.1" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0 || host == "localhost";
+// "HOST:PORT" of a listening socket passed by systemd; "" when it is not TCP.
+std::string socket_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char host[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  return "";
 }
+
+// Options of every model host, from the configuration.
+sn::daemon::ModelHostOptions host_options(const sn::daemon::DaemonConfig& cfg, const std::string& id,
+                                          const std::string& path) {
+  sn::daemon::ModelHostOptions o;
+  o.id = id;
+  o.path = path;
+  o.threads = cfg.engine.threads;
+  o.context = cfg.engine.context;
+  o.max_seqs = cfg.engine.max_seqs;
+  if (cfg.kv.host_mb > 0) {
+    o.tiers.host_bytes = static_cast<uint64_t>(cfg.kv.host_mb) << 20;
+    o.tiers.int8 = cfg.kv.int8;
+    if (cfg.kv.disk_mb > 0) {
+      // One subdirectory per model: a directory's blocks of another model count as foreign.
+      for (const std::string& d : cfg.kv.disk_dirs) o.tiers.disk_dirs.push_back(d + "/" + id);
+      o.tiers.disk_bytes_per_dir = static_cast<uint64_t>(cfg.kv.disk_mb) << 20;
+    }
+  }
+  return o;
+}
+
+// Wakes the watchdog thread early at exit.
+struct Stopper {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // SIGINT and SIGTERM are blocked in every thread (threads inherit the mask) and taken by
-  // the main thread with sigwait once serving.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  sn::Args args("supernoded", "[--listen HOST:PORT] [--state-dir DIR] [--admin-socket PATH] [-m MODEL.gguf ...] [--plain-http]",
-                "The Supernode daemon: serves the OpenAI-compatible API over the models given with -m\n"
-                "(each under its file stem as the model id). On first start with an empty state\n"
-                "directory it creates tenant 'default' and one API key, written to\n"
-                "STATE_DIR/initial-api-key (mode 0600).",
-                {{{"--listen"}, "HOST:PORT", "address to serve on", "127.0.0.1:8080"},
-                 {{"--state-dir"}, "DIR", "where the state database and KV cache live", "/var/lib/supernode"},
-                 {{"--admin-socket"}, "PATH", "Unix socket of the admin CLI", "/run/supernode/admin.sock"},
-                 {{"-m", "--model"}, "FILE", "a GGUF model to serve (repeatable)", ""},
-                 {{"--plain-http"}, "", "serve plain HTTP (refused on a non-loopback address)", ""},
-                 {{"--tls-cert"}, "FILE", "PEM certificate chain for HTTPS", "STATE_DIR/tls/cert.pem, self-signed at first start"},
-                 {{"--tls-key"}, "FILE", "PEM private key of --tls-cert", "STATE_DIR/tls/key.pem"},
-                 {{"-t", "--threads"}, "N", "compute threads per model", "one per physical core"},
-                 {{"--context"}, "N", "longest prompt + completion per request, in tokens", "4096"},
-                 {{"--max-seqs"}, "N", "requests computed together per model", "16"}});
+  // SIGINT, SIGTERM and SIGHUP are blocked in every thread (threads inherit the mask) and
+  // taken by the main thread with sigwait once serving.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const std::vector<int> activated = sn::daemon::listen_fds();  // first: it unsets LISTEN_*
+
+  sn::Args args = sn::daemon::daemon_args();
   sn::Status parsed = args.parse(argc, argv, 1);
   if (args.help_requested()) {
     std::printf("%s", args.help_text().c_str());
@@ -72,59 +121,63 @@ int main(int argc, char** argv) {
   if (!args.positional().empty()) {
     return fail(sn::Status::invalid_argument("supernoded", "unexpected argument '" + args.positional().front() + "'"), 2);
   }
-  const std::string listen = args.str("--listen", "127.0.0.1:8080");
-  const std::string state_dir = args.str("--state-dir", "/var/lib/supernode");
-  sn::Result<long long> threads = args.integer("-t", 0, 0, 1024);
-  sn::Result<long long> context = args.integer("--context", 4096, 16, 1 << 20);
-  sn::Result<long long> max_seqs = args.integer("--max-seqs", 16, 1, 4096);
-  for (const sn::Status* s : {&threads.status(), &context.status(), &max_seqs.status()}) {
-    if (!s->is_ok()) return fail(*s, 2);
+  sn::Result<sn::daemon::DaemonConfig> resolved = sn::daemon::resolve_config(args);
+  if (!resolved.ok()) return fail(resolved.status(), 2);
+  sn::daemon::DaemonConfig cfg = std::move(*resolved);
+  sn::daemon::set_log_level(cfg.log.level);
+  sn::daemon::set_log_prompts(cfg.log.prompts);
+  std::string listen = cfg.listen;
+  if (!activated.empty()) {
+    listen = socket_address(activated.front());
+    if (listen.empty()) return fail(sn::Status::invalid_argument("socket activation", "the passed socket is not TCP"));
+    if (cfg.plain_http && !sn::daemon::is_loopback(listen)) {
+      return fail(sn::Status::invalid_argument("--plain-http", "refused on the non-loopback address " + listen), 2);
+    }
   }
-  const bool plain = args.has("--plain-http");
-  if (plain && !is_loopback(listen)) {
-    return fail(sn::Status::invalid_argument("--plain-http", "refused on the non-loopback address " + listen), 2);
-  }
-  if (plain && (args.has("--tls-cert") || args.has("--tls-key"))) {
-    return fail(sn::Status::invalid_argument("--plain-http", "cannot be combined with --tls-cert/--tls-key"), 2);
-  }
-  const std::vector<std::string> models = args.all("-m");
 
   std::error_code fs_ec;
-  std::filesystem::create_directories(state_dir, fs_ec);
-  if (fs_ec) return fail(sn::Status::io_error("state directory " + state_dir, fs_ec.message()));
-  sn::Result<std::unique_ptr<sn::storage::StateStore>> state = sn::storage::StateStore::open(state_dir + "/state.db");
+  std::filesystem::create_directories(cfg.state_dir, fs_ec);
+  if (fs_ec) return fail(sn::Status::io_error("state directory " + cfg.state_dir, fs_ec.message()));
+  sn::storage::StateStoreOptions store_options;
+  store_options.usage_flush_interval_ms = cfg.usage.flush_ms;
+  sn::Result<std::unique_ptr<sn::storage::StateStore>> state =
+      sn::storage::StateStore::open(cfg.state_dir + "/state.db", store_options);
   if (!state.ok()) return fail(state.status());
   sn::Result<std::optional<sn::storage::NewApiKey>> first = (*state)->bootstrap();
   if (!first.ok()) return fail(first.status());
   if (*first) {
-    const std::string key_path = state_dir + "/initial-api-key";
+    const std::string key_path = cfg.state_dir + "/initial-api-key";
     {
       std::ofstream out(key_path, std::ios::trunc);
       out << (*first)->key << "\n";
       if (!out) return fail(sn::Status::io_error(key_path, "cannot write the initial API key"));
     }
     ::chmod(key_path.c_str(), 0600);
-    std::fprintf(stderr, "supernoded: created tenant 'default' and API key %s; the key is in %s\n",
-                 (*first)->record.key_id.c_str(), key_path.c_str());
+    sn::daemon::log(LogLevel::kInfo, "created tenant 'default' and its first API key; the key is in " + key_path,
+                    {.tenant = "default", .key_id = (*first)->record.key_id});
   }
 
-  sn::daemon::ModelHostOptions defaults;
-  defaults.threads = static_cast<int>(*threads);
-  defaults.context = static_cast<int32_t>(*context);
-  defaults.max_seqs = static_cast<int32_t>(*max_seqs);
+  // The engine configuration as of start: models loaded later (admin socket, SIGHUP) get it too.
+  const sn::daemon::DaemonConfig start_cfg = cfg;
   sn::daemon::ModelRegistry registry(
-      [&](const std::string& id, const std::string& path) -> sn::Result<std::shared_ptr<sn::daemon::ModelHost>> {
-        sn::daemon::ModelHostOptions o = defaults;
-        o.id = id;
-        o.path = path;
-        std::fprintf(stderr, "supernoded: loading model '%s' from %s\n", id.c_str(), path.c_str());
-        sn::Result<std::unique_ptr<sn::daemon::ModelHost>> h = sn::daemon::ModelHost::load(o);
+      [&start_cfg](const std::string& id, const std::string& path) -> sn::Result<std::shared_ptr<sn::daemon::ModelHost>> {
+        sn::daemon::notify_status("loading model " + id);
+        sn::daemon::notify_extend_timeout(std::chrono::minutes(5));
+        sn::daemon::log(LogLevel::kInfo, "loading model from " + path, {.model = id});
+        const auto t0 = std::chrono::steady_clock::now();
+        sn::Result<std::unique_ptr<sn::daemon::ModelHost>> h =
+            sn::daemon::ModelHost::load(host_options(start_cfg, id, path));
         if (!h.ok()) return h.status();
-        std::fprintf(stderr, "supernoded: serving model '%s'\n", id.c_str());
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        char took[64];
+        std::snprintf(took, sizeof took, "serving the model (loaded in %.1f s)", s);
+        sn::daemon::log(LogLevel::kInfo, took, {.model = id});
         return std::shared_ptr<sn::daemon::ModelHost>(std::move(*h));
       });
-  for (const std::string& path : models) {
-    if (sn::Status s = registry.load(std::filesystem::path(path).stem().string(), path); !s.is_ok()) return fail(s);
+  std::set<std::string> from_config;  // ids that the config (or -m) asked for
+  for (const sn::daemon::ModelConfig& m : cfg.models) {
+    if (sn::Status s = registry.load(m.id, m.path); !s.is_ok()) return fail(s);
+    from_config.insert(m.id);
   }
   // Catalog models loaded with `supernode models load` come back at every start.
   if (sn::Result<std::vector<sn::storage::ModelRecord>> cat = (*state)->list_models(); cat.ok()) {
@@ -132,47 +185,127 @@ int main(int argc, char** argv) {
       sn::Result<std::optional<std::string>> on = (*state)->setting("models.autoload." + m.id);
       if (!on.ok() || !*on || **on != "1" || registry.find(m.id) != nullptr) continue;
       if (sn::Status s = registry.load(m.id, m.path); !s.is_ok()) {
-        std::fprintf(stderr, "supernoded: warning: catalog model '%s' not loaded: %s\n", m.id.c_str(),
-                     s.to_string().c_str());
+        sn::daemon::log(LogLevel::kWarning, "catalog model not loaded: " + s.to_string(), {.model = m.id});
       }
     }
   }
 
-  sn::daemon::ServerOptions so{.listen = listen};
-  if (!plain) {
-    so.tls_cert = args.str("--tls-cert", state_dir + "/tls/cert.pem");
-    so.tls_key = args.str("--tls-key", state_dir + "/tls/key.pem");
-    if (!args.has("--tls-cert") && !args.has("--tls-key")) {
+  sn::daemon::ServerOptions so{.listen = listen,
+                               .io_threads = cfg.server.io_threads,
+                               .max_body_bytes = static_cast<size_t>(cfg.server.max_body_bytes),
+                               .max_header_bytes = static_cast<size_t>(cfg.server.max_header_bytes),
+                               .idle_timeout_s = cfg.server.idle_timeout_s};
+  if (!activated.empty()) so.listen_fd = activated.front();
+  if (!cfg.plain_http) {
+    so.tls_cert = cfg.tls.cert;
+    so.tls_key = cfg.tls.key;
+    if (cfg.tls.self_signed) {
       if (sn::Status s = sn::daemon::ensure_self_signed_certificate(so.tls_cert, so.tls_key); !s.is_ok()) return fail(s);
     }
   }
   sn::daemon::Server server(so, **state, registry);
   if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
-  const std::string admin_path = args.str("--admin-socket", "/run/supernode/admin.sock");
-  sn::daemon::AdminServer admin({.socket_path = admin_path, .models_dir = state_dir + "/models"}, **state, registry);
+  const auto drain = std::chrono::seconds(cfg.server.drain_timeout_s);
+  sn::daemon::AdminServer admin({.socket_path = cfg.admin_socket, .models_dir = cfg.state_dir + "/models", .drain = drain},
+                                **state, registry);
   if (sn::Status s = admin.start(); !s.is_ok()) {
     // The API serves without it; the admin CLI then says it cannot connect.
-    std::fprintf(stderr, "supernoded: warning: no admin socket: %s\n", s.to_string().c_str());
+    sn::daemon::log(LogLevel::kWarning, "no admin socket: " + s.to_string());
   } else {
-    std::fprintf(stderr, "supernoded: admin socket %s\n", admin_path.c_str());
+    sn::daemon::log(LogLevel::kInfo, "admin socket " + cfg.admin_socket);
   }
   const std::string host = listen.substr(0, listen.rfind(':'));
-  const char* scheme = plain ? "http" : "https";
-  std::fprintf(stderr, "supernoded: listening on %s://%s:%u (OpenAI API under /v1; try:\n"
-               "  curl %s%s://%s:%u/v1/models -H \"Authorization: Bearer $(cat %s/initial-api-key)\")\n",
-               scheme, host.c_str(), server.port(), plain ? "" : ("--cacert " + so.tls_cert + " ").c_str(), scheme,
-               host.c_str(), server.port(), state_dir.c_str());
+  const char* scheme = cfg.plain_http ? "http" : "https";
+  sn::daemon::log(LogLevel::kInfo, std::string("listening on ") + scheme + "://" + host + ":" +
+                                       std::to_string(server.port()) + (activated.empty() ? "" : " (socket activation)") +
+                                       "; OpenAI API under /v1, key in " + cfg.state_dir + "/initial-api-key");
   // The tests and scripts read the bound port from this line.
   std::printf("listening %s:%u\n", host.c_str(), server.port());
   std::fflush(stdout);
+  sn::daemon::notify_ready("serving " + std::to_string(registry.list().size()) + " model(s) on " + host + ":" +
+                           std::to_string(server.port()));
+
+  // Watchdog: ping only while every engine either idles or has stepped since the last look.
+  Stopper stopper;
+  std::thread watchdog;
+  if (std::optional<std::chrono::microseconds> every = sn::daemon::watchdog_interval()) {
+    watchdog = std::thread([&registry, &stopper, period = *every / 2] {
+      std::map<const sn::daemon::ModelHost*, uint64_t> last;
+      std::unique_lock<std::mutex> lock(stopper.mu);
+      while (!stopper.cv.wait_for(lock, period, [&] { return stopper.stop; })) {
+        bool healthy = true;
+        std::map<const sn::daemon::ModelHost*, uint64_t> now;
+        for (const std::shared_ptr<sn::daemon::ModelHost>& h : registry.list()) {
+          const uint64_t p = h->progress();
+          now[h.get()] = p;
+          auto it = last.find(h.get());
+          if (it != last.end() && it->second == p && h->in_flight() > 0) {
+            healthy = false;
+            sn::daemon::log(LogLevel::kError, "engine made no progress with requests in flight", {.model = h->id()});
+          }
+        }
+        last.swap(now);
+        if (healthy) sn::daemon::notify_watchdog();
+      }
+    });
+  }
+
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    sn::daemon::notify_reloading();
+    sn::Result<sn::daemon::DaemonConfig> fresh = sn::daemon::resolve_config(args);
+    if (!fresh.ok()) {
+      sn::daemon::log(LogLevel::kError, "reload refused, the running configuration stays: " + fresh.status().to_string());
+      sn::daemon::notify_ready("serving (reload refused)");
+      continue;
+    }
+    sn::daemon::set_log_level(fresh->log.level);
+    sn::daemon::set_log_prompts(fresh->log.prompts);
+    std::set<std::string> wanted;
+    for (const sn::daemon::ModelConfig& m : fresh->models) {
+      wanted.insert(m.id);
+      if (registry.find(m.id) != nullptr && registry.path_of(m.id) == m.path) continue;
+      if (registry.find(m.id) != nullptr) (void)registry.unload(m.id, drain);  // the file changed
+      if (sn::Status s = registry.load(m.id, m.path); !s.is_ok()) {
+        sn::daemon::log(LogLevel::kError, "reload: model not loaded: " + s.to_string(), {.model = m.id});
+      }
+    }
+    for (const std::string& id : from_config) {
+      if (wanted.count(id) == 0 && registry.find(id) != nullptr) {
+        (void)registry.unload(id, drain);
+        sn::daemon::log(LogLevel::kInfo, "reload: model unloaded (no longer configured)", {.model = id});
+      }
+    }
+    from_config = wanted;
+    if (fresh->listen != cfg.listen || fresh->plain_http != cfg.plain_http || fresh->tls.cert != cfg.tls.cert ||
+        fresh->tls.key != cfg.tls.key || fresh->state_dir != cfg.state_dir || fresh->admin_socket != cfg.admin_socket ||
+        fresh->engine.threads != cfg.engine.threads || fresh->engine.context != cfg.engine.context ||
+        fresh->engine.max_seqs != cfg.engine.max_seqs || fresh->kv.host_mb != cfg.kv.host_mb ||
+        fresh->kv.disk_mb != cfg.kv.disk_mb || fresh->kv.disk_dirs != cfg.kv.disk_dirs || fresh->kv.int8 != cfg.kv.int8) {
+      sn::daemon::log(LogLevel::kWarning,
+                      "reload: listen, TLS, state, engine and kv settings take effect at the next restart");
+    }
+    cfg.log = fresh->log;
+    cfg.models = fresh->models;
+    sn::daemon::log(LogLevel::kInfo, "configuration reloaded");
+    sn::daemon::notify_ready("serving " + std::to_string(registry.list().size()) + " model(s) (reloaded)");
+  }
   // Drain: no new completions (503), requests in flight finish (bounded), then stop.
-  std::fprintf(stderr, "supernoded: signal %d, draining\n", sig);
+  sn::daemon::notify_stopping();
+  sn::daemon::log(LogLevel::kInfo, "signal " + std::to_string(sig) + ": draining (at most " +
+                                       std::to_string(cfg.server.drain_timeout_s) + " s)");
   server.begin_drain();
   admin.stop();
-  registry.drain_all(std::chrono::seconds(30));
+  registry.drain_all(drain);
   server.stop();
-  std::fprintf(stderr, "supernoded: stopped\n");
+  {
+    std::lock_guard<std::mutex> lock(stopper.mu);
+    stopper.stop = true;
+  }
+  stopper.cv.notify_all();
+  if (watchdog.joinable()) watchdog.join();
+  sn::daemon::log(LogLevel::kInfo, "stopped");
   return 0;
 }

@@ -5,7 +5,10 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config ccache python3
       libhwloc-dev libpcre2-dev cpputest libbenchmark-dev libsqlite3-dev libssl-dev
-      libboost-dev nlohmann-json3-dev prometheus curl)
+      libboost-dev nlohmann-json3-dev libtomlplusplus-dev libsystemd-dev prometheus curl)
+# Node.js and npm for the JavaScript daemon tests (tests/daemon/js): Debian's packages, only
+# when no `node` is on PATH at all, so a NodeSource or nvm install is left alone.
+if ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs npm); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -214,6 +214,7 @@ void ModelHost::engine_main() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || loop_->has_work(); });
       if (stop_) break;
+      progress_.fetch_add(1, std::memory_order_relaxed);
       inbox.swap(inbox_);
       cancels.swap(cancels_);
     }
@@ -249,9 +250,7 @@ void ModelHost::engine_main() {
     }
     inbox.clear();
     if (!loop_->has_work()) {
-      // Idle: copy newly cached blocks down to host RAM and (behind) disk, so a restart,
-      // even after a crash, finds them there.
-      (void)loop_->persist_cached_blocks(std::numeric_limits<int32_t>::max());
+      (void)loop_->persist_cached_blocks(std::numeric_limits<int32_t>::max());  // what cancelled requests cached
       publish_stats();  // cancellations changed them
       continue;
     }
@@ -269,6 +268,11 @@ void ModelHost::engine_main() {
       for (const scheduler::RequestEvent& ev : *events) deliver(ev);
     }
     publish_stats();
+    if (!loop_->has_work()) {
+      // Idle now: copy newly cached blocks down to host RAM and (behind) disk, so that a
+      // restart, even after a crash, finds them there.
+      (void)loop_->persist_cached_blocks(std::numeric_limits<int32_t>::max());
+    }
   }
   if (loop_->tiers() != nullptr) {
     (void)loop_->persist_cached_blocks(std::numeric_limits<int32_t>::max());

@@ -10,6 +10,7 @@
 // mismatch inside Asio's code (-Wmismatched-new-delete), a known false positive.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include "supernode/daemon/log.h"
 #include "supernode/daemon/metrics.h"
 #include "supernode/daemon/model_registry.h"
 #include "supernode/daemon/rate_limiter.h"
@@ -20,8 +21,12 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -148,6 +153,7 @@ struct CompletionCall {
   int n = 1;             // choices
   bool seeded = false;   // choice i draws with seed + i
   std::string user;      // the client's end-user id, for logs only
+  std::string prompt_text;  // the prompt or messages as JSON, only when prompt logging is on
 };
 
 // OpenAI's logprobs objects. Completions: {tokens, token_logprobs, top_logprobs, text_offset};
@@ -235,6 +241,21 @@ class Server::Impl {
       if (ec) return Status::io_error("TLS certificate " + options_.tls_cert, ec.message());
       ssl_->use_private_key_file(options_.tls_key, net::ssl::context::pem, ec);
       if (ec) return Status::io_error("TLS key " + options_.tls_key, ec.message());
+    }
+    if (options_.listen_fd >= 0) {
+      // Socket activation: systemd bound and listens already.
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (::getsockname(options_.listen_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+        return Status::io_error("activated socket", std::strerror(errno));
+      }
+      boost::system::error_code ec;
+      acceptor_.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), options_.listen_fd, ec);
+      if (ec) return Status::io_error("activated socket", ec.message());
+      port = acceptor_.local_endpoint().port();
+      net::co_spawn(ioc_, accept_loop(), net::detached);
+      for (int i = 0; i < std::max(1, options_.io_threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+      return Status::ok();
     }
     const size_t colon = options_.listen.rfind(':');
     if (colon == std::string::npos) {
@@ -594,6 +615,7 @@ class Server::Impl {
       call.include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
     }
     if (!parse_logprobs(body, call, err)) return false;
+    if (log_prompts_enabled()) call.prompt_text = body.value(call.chat ? "messages" : "prompt", json()).dump();
     Result<std::optional<storage::TenantRecord>> tenant = state_.find_tenant(key.tenant);
     if (!tenant.ok() || !*tenant) {
       err = {http::status::internal_server_error, "the key's tenant is unknown", "server_error"};
@@ -902,6 +924,19 @@ class Server::Impl {
       HostEvent total = choices[0].last;
       total.n_tokens = static_cast<int32_t>(completion);
       record_done(model_id, key.tenant, 200, prompt_tokens, total);
+      if (log_enabled(LogLevel::kInfo)) {
+        const scheduler::RequestMetrics& m = total.metrics;
+        LogFields f{.request_id = cid, .tenant = key.tenant, .model = model_id, .key_id = key.key_id, .extra = {}};
+        f.extra = {{"prompt_tokens", std::to_string(prompt_tokens)},
+                   {"cached_tokens", std::to_string(m.num_cached_tokens)},
+                   {"completion_tokens", std::to_string(completion)},
+                   {"choices", std::to_string(n)},
+                   {"ttft_ms", std::to_string(m.first_token_ns >= 0 ? (m.first_token_ns - m.arrival_ns) / 1000000 : -1)},
+                   {"stream", call.stream ? "true" : "false"}};
+        if (!call.user.empty()) f.extra.emplace_back("user", call.user);
+        if (!call.prompt_text.empty()) f.extra.emplace_back("prompt", call.prompt_text);
+        log(LogLevel::kInfo, call.chat ? "chat completion" : "completion", f);
+      }
       return usage_json(total, prompt_tokens);
     };
 

@@ -12,11 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -98,7 +100,8 @@ std::string run_out(const std::string& cmd) {
 // The real daemon as a child process, stopped with SIGTERM by the destructor.
 class Daemon {
  public:
-  Daemon(const std::string& model, const std::string& state_dir_in, bool tls = false) {
+  Daemon(const std::string& model, const std::string& state_dir_in, bool tls = false,
+         std::vector<std::string> extra = {}) {
     const std::string state_dir = state_dir_in;
     const std::string out_file = state_dir + ".out";
     pid_ = ::fork();
@@ -111,6 +114,9 @@ class Daemon {
       std::vector<const char*> argv = {bin.c_str(), "--listen", "127.0.0.1:0", "--state-dir", state_dir.c_str(),
                                        "--admin-socket", admin.c_str(), "-m", model.c_str(), "-t", "2", "--context", "512"};
       if (!tls) argv.push_back("--plain-http");
+      // Without tiers unless a test asks (the default host tier maps 1 GiB).
+      if (extra.empty()) extra = {"--kv-host-mb", "0"};
+      for (const std::string& e : extra) argv.push_back(e.c_str());
       argv.push_back(nullptr);
       ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
       ::_exit(127);
@@ -135,6 +141,14 @@ class Daemon {
   }
   uint16_t port() const { return port_; }
   const std::string& key() const { return key_; }
+  // A crash: SIGKILL, no drain, no flush.
+  void kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
 
  private:
   pid_t pid_ = -1;
@@ -597,4 +611,70 @@ TEST(Daemon, BackupAndRestore) {
   LONGS_EQUAL(401, http(d->port(), "GET", "/v1/models", "", later).status);
   LONGS_EQUAL(200, http(d->port(), "GET", "/v1/models", "", d->key()).status);
   CHECK_TRUE(has(run_out(cli + "audit verify; echo rc=$?"), "rc=0"));
+}
+
+// kill -9 during a load run, then a restart: every usage row flushed before the kill is
+// there, the audit chain verifies, the disk KV tier gives the repeated prefix back (tier 1 and
+// host RAM are empty after a restart), and the daemon serves again.
+TEST(Daemon, KillNineDuringLoadThenRestart) {
+  const std::string state = dir->file("state");
+  const std::vector<std::string> tiers = {"--kv-host-mb", "16", "--kv-disk-mb", "64"};
+  d.reset();
+  d = std::make_unique<Daemon>(model, state, false, tiers);
+  const std::string cli = sn::testing::bin_dir() + "/supernode --admin-socket " + state + "/admin.sock ";
+  CHECK_TRUE(has(run_out(cli + "tenants create acme"), "created"));  // an audited admin action
+  std::string prefix;
+  for (int i = 0; i < 25; ++i) prefix += "the quick brown fox " + std::to_string(i) + " ";
+  const std::string long_body = R"({"model":"tiny","prompt":")" + prefix + R"(","max_tokens":2,"temperature":0})";
+  LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", long_body, d->key()).status);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // idle: written through to disk
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&, t] {
+      while (!stop.load()) {
+        const std::string body = R"({"model":"tiny","prompt":"load )" + std::to_string(t) +
+                                 R"(","max_tokens":8,"stream":true,"ignore_eos":true})";
+        if (http(d->port(), "POST", "/v1/completions", body, d->key()).status == 200) ++ok;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // What the store holds now (usage is flushed before it answers).
+  const std::string before = run_out(cli + "usage --minutes 5");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  d->kill9();
+  stop = true;
+  for (std::thread& t : load) t.join();
+  CHECK_TRUE(ok.load() > 0);
+
+  auto requests_of = [](const std::string& table) {
+    long total = 0;
+    std::istringstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string minute, key_id, tenant;
+      long requests = 0;
+      if (f >> minute >> key_id >> tenant >> requests) total += requests;
+    }
+    return total;
+  };
+  const long flushed = requests_of(before);
+  CHECK_TRUE(flushed > 0);
+
+  d = std::make_unique<Daemon>(model, state, false, tiers);
+  CHECK_TRUE_TEXT(d->port() != 0, "the daemon restarts after kill -9");
+  const std::string after = run_out(cli + "usage --minutes 5");
+  CHECK_TEXT(requests_of(after) >= flushed, (before + "\n--- after ---\n" + after).c_str());
+  CHECK_TRUE(has(run_out(cli + "audit verify; echo rc=$?"), "rc=0"));
+  CHECK_TRUE(has(run_out(cli + "tenants list"), "acme"));
+  HttpReply again = http(d->port(), "POST", "/v1/completions", long_body, d->key());
+  LONGS_EQUAL(200, again.status);
+  CHECK_FALSE_TEXT(has(again.body, "\"cached_tokens\":0"), again.body.c_str());  // from the disk tier
+  LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"hi","max_tokens":2})",
+                        d->key()).status);
 }

@@ -13,6 +13,7 @@
 // the engine thread and must not block (post the event to the caller's executor).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -117,6 +118,9 @@ class ModelHost {
   void stop();
   // Requests accepted and not yet finished (queued, waiting or running).
   [[nodiscard]] int32_t in_flight() const;
+  // Grows with every pass of the engine thread's loop (for the watchdog: a busy model
+  // whose count stands still is wedged).
+  [[nodiscard]] uint64_t progress() const { return progress_.load(std::memory_order_relaxed); }
 
   // Counters for /metrics and status.
   struct Stats {
@@ -170,6 +174,7 @@ class ModelHost {
   uint64_t next_id_ = 1;               // guarded by mu_
   bool stop_ = false;                  // guarded by mu_
   int32_t in_flight_ = 0;              // submitted, not finished; guarded by mu_
+  std::atomic<uint64_t> progress_{0};
   std::condition_variable idle_cv_;    // signalled when in_flight_ drops to 0
   Stats stats_;                        // guarded by mu_
   std::unordered_map<uint64_t, Live> live_;  // engine thread only

@@ -32,6 +32,7 @@ struct ServerOptions {
   int idle_timeout_s = 60;  // a connection that sends nothing for this long is closed
   std::string tls_cert;     // PEM chain and key: HTTPS (TLS 1.2+) when both are set
   std::string tls_key;
+  int listen_fd = -1;       // >= 0: serve on this listening socket (socket activation), not `listen`
 };
 
 class Server {
