@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -677,4 +678,112 @@ TEST(Daemon, KillNineDuringLoadThenRestart) {
   CHECK_FALSE_TEXT(has(again.body, "\"cached_tokens\":0"), again.body.c_str());  // from the disk tier
   LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"hi","max_tokens":2})",
                         d->key()).status);
+}
+
+namespace {
+
+// Reads sd_notify datagrams until one holds `what` (or `timeout_ms` passes); returns all read.
+std::string wait_notify(int fd, const std::string& what, int timeout_ms) {
+  std::string all;
+  for (int waited = 0; waited < timeout_ms && !has(all, what); waited += 20) {
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      all.append(buf, static_cast<size_t>(n));
+      all += '\n';
+      continue;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return all;
+}
+
+}  // namespace
+
+// Under systemd's protocols: the listening socket from socket activation
+// (systemd-socket-activate), READY=1 on the notify socket once serving, SIGHUP re-reads the
+// config file (a model added loads, a model removed goes; a broken file is refused and the
+// daemon serves on), SIGTERM says STOPPING=1 and exits 0.
+TEST(Daemon, SystemdActivationNotifyAndReload) {
+  if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0) {
+    std::printf("SKIP: no /usr/bin/systemd-socket-activate\n");
+    return;
+  }
+  d.reset();
+  const std::string notify_path = dir->file("notify.sock");
+  const int nfd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un na{};
+  na.sun_family = AF_UNIX;
+  std::snprintf(na.sun_path, sizeof na.sun_path, "%s", notify_path.c_str());
+  CHECK_EQUAL(0, ::bind(nfd, reinterpret_cast<sockaddr*>(&na), sizeof na));
+  // A free port for systemd-socket-activate to bind.
+  const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQUAL(0, ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a));
+  socklen_t len = sizeof a;
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t port = ntohs(a.sin_port);
+  ::close(probe);
+
+  const std::string config = dir->file("supernode.toml");
+  const std::string base = "listen = \"127.0.0.1:1\"\nstate_dir = \"" + dir->file("state") + "\"\nadmin_socket = \"" +
+                           dir->file("admin.sock") + "\"\nplain_http = true\n[kv]\nhost_mb = 0\n[engine]\ncontext = 256\n"
+                           "[[models]]\nid = \"tiny\"\npath = \"" + model + "\"\n";
+  const std::string second = "[[models]]\nid = \"second\"\npath = \"" + model + "\"\n";
+  sn::testing::write_file(config, base);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    (void)std::freopen(dir->file("sd.out").c_str(), "w", stdout);
+    (void)std::freopen(dir->file("sd.err").c_str(), "w", stderr);
+    ::setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
+    const std::string bin = sn::testing::bin_dir() + "/supernoded";
+    const std::string listen = "127.0.0.1:" + std::to_string(port);
+    // It passes on only the environment named with -E.
+    ::execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "-E", "NOTIFY_SOCKET", "-l", listen.c_str(), bin.c_str(),
+            "--config", config.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // systemd-socket-activate listens at once and starts the daemon on the first connection.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string key;
+  HttpReply health = http(port, "GET", "/healthz");
+  LONGS_EQUAL(200, health.status);
+  std::string notes = wait_notify(nfd, "READY=1", 20000);
+  CHECK_TEXT(has(notes, "READY=1"), notes.c_str());
+  {
+    std::ifstream k(dir->file("state") + "/initial-api-key");
+    std::getline(k, key);
+  }
+  const std::string out = run_out("cat " + dir->file("sd.out"));
+  CHECK_TEXT(has(out, "listening 127.0.0.1:" + std::to_string(port)), out.c_str());  // the activated socket
+  CHECK_TRUE(has(http(port, "GET", "/v1/models", "", key).body, "\"tiny\""));
+
+  sn::testing::write_file(config, base + second + "[log]\nlevel = \"debug\"\n");
+  ::kill(pid, SIGHUP);
+  notes = wait_notify(nfd, "READY=1", 20000);
+  CHECK_TEXT(has(notes, "RELOADING=1") && has(notes, "READY=1"), notes.c_str());
+  CHECK_TRUE(has(http(port, "GET", "/v1/models", "", key).body, "\"second\""));
+
+  sn::testing::write_file(config, base + "bad = [\n");
+  ::kill(pid, SIGHUP);
+  notes = wait_notify(nfd, "READY=1", 20000);
+  CHECK_TEXT(has(notes, "reload refused"), notes.c_str());
+  CHECK_TRUE(has(http(port, "GET", "/v1/models", "", key).body, "\"second\""));
+
+  sn::testing::write_file(config, base);
+  ::kill(pid, SIGHUP);
+  notes = wait_notify(nfd, "READY=1", 20000);
+  CHECK_FALSE(has(http(port, "GET", "/v1/models", "", key).body, "\"second\""));
+  LONGS_EQUAL(200, http(port, "POST", "/v1/completions", R"({"model":"tiny","prompt":"hi","max_tokens":2})", key).status);
+
+  ::kill(pid, SIGTERM);
+  notes = wait_notify(nfd, "STOPPING=1", 20000);
+  CHECK_TEXT(has(notes, "STOPPING=1"), notes.c_str());
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  CHECK_TRUE(WIFEXITED(st));
+  LONGS_EQUAL(0, WEXITSTATUS(st));
+  ::close(nfd);
 }
