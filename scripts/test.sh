@@ -4,7 +4,8 @@
 #  2. an ASan+UBSan build of the unit tests (build-asan/, without the CUDA backend: its
 #     device code is not sanitized, and the optimized build compiles it), run through ctest;
 #  3. the optimized build (build/) with every test (unit, model), run through ctest last,
-#     so its summary line closes the output.
+#     so its summary line closes the output; the npm packages of the JavaScript daemon
+#     tests (tests/daemon/js, ctest's daemon.openai) are installed into build/ first.
 # Labels gpu, browser and image are skipped when their hardware or tools are absent (gpu
 # runs when nvidia-smi lists a GPU; its tests also skip themselves without one).
 set -euo pipefail
@@ -24,6 +25,9 @@ echo "== optimized build (build/), all tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 scripts/make-test-models.sh build/models
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  tests/daemon/js/run.sh --install-only build/tests/daemon-js
+fi
 exclude="gpu|browser|image"
 # The gpu label (tests/hal_gpu) runs where an NVIDIA driver sees a GPU.
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then exclude="browser|image"; fi

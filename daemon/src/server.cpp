@@ -41,7 +41,7 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keys in insertion order, as OpenAI sends them
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
