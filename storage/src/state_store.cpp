@@ -367,6 +367,12 @@ class StateStore::Impl {
       }
       st->reset();
     }
+    for (const auto& [k, c] : batch) {
+      Counts& sum = key_use_[k.first];
+      sum.requests += c.requests;
+      sum.prompt += c.prompt;
+      sum.completion += c.completion;
+    }
     return Status::ok();
   }
 
@@ -384,7 +390,7 @@ class StateStore::Impl {
           tasks_.pop_front();
         } else if (stop_) {
           lock.unlock();
-          flush_on_writer();  // the last counts before closing
+          flush_on_writer(/*closing=*/true);  // the last counts (and key-use summary) before closing
           return;
         } else {
           flush = true;
@@ -398,9 +404,26 @@ class StateStore::Impl {
     }
   }
 
-  void flush_on_writer() {
+  // The audit log's key-use summary: one row per key used since the last summary, in the
+  // caller's transaction. Writer thread only.
+  Status write_key_use(sql::Db& db) {
+    for (const auto& [key_id, c] : key_use_) {
+      SN_RETURN_IF_ERROR(append_audit(db, "supernoded", "key.use",
+                                      "key " + key_id + ": " + std::to_string(c.requests) + " requests, " +
+                                          std::to_string(c.prompt) + " prompt tokens, " + std::to_string(c.completion) +
+                                          " completion tokens"));
+    }
+    key_use_.clear();
+    return Status::ok();
+  }
+
+  void flush_on_writer(bool closing = false) {
     if (!write_.exec("BEGIN IMMEDIATE").is_ok()) return;
-    if (write_usage(write_).is_ok()) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool summary = options_.key_use_audit_interval_ms > 0 &&
+                         (closing || now - last_key_use_ >= std::chrono::milliseconds(options_.key_use_audit_interval_ms));
+    if (write_usage(write_).is_ok() && (!summary || write_key_use(write_).is_ok())) {
+      if (summary) last_key_use_ = now;
       if (!write_.exec("COMMIT").is_ok()) (void)write_.exec("ROLLBACK");
     } else {
       (void)write_.exec("ROLLBACK");
@@ -417,6 +440,8 @@ class StateStore::Impl {
   std::condition_variable cv_;
   std::deque<std::function<void(sql::Db&)>> tasks_;
   std::map<std::pair<std::string, int64_t>, Counts> usage_;
+  std::map<std::string, Counts> key_use_;  // since the last key-use audit rows; writer thread only
+  std::chrono::steady_clock::time_point last_key_use_ = std::chrono::steady_clock::now();
   bool stop_ = false;
   std::thread writer_;
 };

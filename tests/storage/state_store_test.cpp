@@ -304,3 +304,36 @@ TEST(StateStore, ConcurrentCallersAllSucceed) {
   CHECK_TRUE(v->ok);
   LONGS_EQUAL(41, v->rows);
 }
+
+// The audit log's key-use summary: one "key.use" row per key used, with its totals, each
+// interval and at close; the chain still verifies.
+TEST(StateStore, KeyUseIsSummarizedInTheAuditLog) {
+  std::string key_a;
+  {
+    sn::Result<std::unique_ptr<StateStore>> st =
+        StateStore::open(path, {.usage_flush_interval_ms = 20, .key_use_audit_interval_ms = 100});
+    check_ok(st.status());
+    std::unique_ptr<StateStore>& s = *st;
+    check_ok(s->create_tenant("acme", {}, "test").status());
+    key_a = s->create_key("acme", {}, "", "test")->record.key_id;
+    for (int i = 0; i < 3; ++i) s->record_usage(key_a, 1000, 10, 2);
+    bool seen = false;
+    for (int i = 0; i < 200 && !seen; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      const sn::Result<std::vector<AuditRecord>> log = s->audit_log();
+      for (const AuditRecord& r : *log) seen = seen || r.action == "key.use";
+    }
+    CHECK_TRUE_TEXT(seen, "no key.use row within the interval");
+    s->record_usage(key_a, 1001, 1, 1);  // summarized at close
+  }
+  std::unique_ptr<StateStore> s = open_store(path);
+  std::vector<std::string> uses;
+  const sn::Result<std::vector<AuditRecord>> log = s->audit_log();
+  for (const AuditRecord& r : *log) {
+    if (r.action == "key.use") uses.push_back(r.detail);
+  }
+  LONGS_EQUAL(2, static_cast<long>(uses.size()));
+  STRCMP_EQUAL(("key " + key_a + ": 3 requests, 30 prompt tokens, 6 completion tokens").c_str(), uses[0].c_str());
+  STRCMP_EQUAL(("key " + key_a + ": 1 requests, 1 prompt tokens, 1 completion tokens").c_str(), uses[1].c_str());
+  CHECK_TRUE(s->verify_audit()->ok);
+}

@@ -106,6 +106,9 @@ struct ModelRecord {
 
 struct StateStoreOptions {
   int64_t usage_flush_interval_ms = 1000;
+  // Every this often the audit log gets one "key.use" row per key used since the last one
+  // (requests, prompt and completion tokens); also at close. 0: never.
+  int64_t key_use_audit_interval_ms = 300000;
 };
 
 class StateStore {
