@@ -395,4 +395,35 @@ int cmd_restore(int argc, char** argv) {
   return 0;
 }
 
+int cmd_moderation(int argc, char** argv) {
+  const std::string sub = argc > 2 ? argv[2] : "";
+  Args args("moderation", "add TERM [--scope input|output|both] | remove TERM | list",
+            "Content moderation's sensitive terms, through the daemon's admin socket. A prompt holding\n"
+            "an input term is refused (400, code content_filter); generation that produces an output\n"
+            "term ends there with finish_reason content_filter. Case-insensitive; effective at once.",
+            admin_options({{{"--scope"}, "SCOPE", "input, output or both (add)", "both"}}));
+  if (sub == "--help" || sub == "-h" || sub.empty()) {
+    std::printf("%s", args.help_text().c_str());
+    return sub.empty() ? 2 : 0;
+  }
+  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  json res;
+  if (sub == "add" || sub == "remove") {
+    if (args.positional().size() != 1) return usage_error(Status::invalid_argument("moderation " + sub, "give one TERM"));
+    json req = {{"cmd", "moderation." + sub}, {"term", args.positional()[0]}};
+    if (sub == "add") req["scope"] = args.str("--scope", "both");
+    if (int rc = run_call(args, req, &res); rc != 0) return rc;
+    std::printf("%s; %lld terms\n", sub == "add" ? "added" : "removed", static_cast<long long>(res.value("terms", int64_t{0})));
+    return 0;
+  }
+  if (sub == "list") {
+    if (int rc = run_call(args, {{"cmd", "moderation.list"}}, &res); rc != 0) return rc;
+    for (const json& t : res["terms"]) {
+      std::printf("%-7s %s\n", t["scope"].get<std::string>().c_str(), t["term"].get<std::string>().c_str());
+    }
+    return 0;
+  }
+  return usage_error(Status::invalid_argument("moderation", "unknown subcommand '" + sub + "' (add, remove, list)"));
+}
+
 }  // namespace sn::cli

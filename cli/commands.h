@@ -24,6 +24,7 @@ int cmd_gen_model(int argc, char** argv);
 int cmd_render_template(int argc, char** argv);
 int cmd_keys(int argc, char** argv);
 int cmd_models(int argc, char** argv);
+int cmd_moderation(int argc, char** argv);
 int cmd_tenants(int argc, char** argv);
 int cmd_usage(int argc, char** argv);
 int cmd_audit(int argc, char** argv);

@@ -30,6 +30,7 @@ constexpr Command kCommands[] = {
     {"keys", sn::cli::cmd_keys, "create, list and revoke API keys (through the daemon's admin socket)"},
     {"tenants", sn::cli::cmd_tenants, "create and list tenants (admin socket)"},
     {"models", sn::cli::cmd_models, "import, list, load, unload and remove models (admin socket)"},
+    {"moderation", sn::cli::cmd_moderation, "content moderation's sensitive terms (admin socket)"},
     {"usage", sn::cli::cmd_usage, "usage per key per minute (admin socket)"},
     {"audit", sn::cli::cmd_audit, "verify the audit log's hash chain (admin socket)"},
     {"backup", sn::cli::cmd_backup, "an online backup of the daemon's state (admin socket)"},

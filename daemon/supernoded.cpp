@@ -195,6 +195,7 @@ int main(int argc, char** argv) {
                                .max_body_bytes = static_cast<size_t>(cfg.server.max_body_bytes),
                                .max_header_bytes = static_cast<size_t>(cfg.server.max_header_bytes),
                                .idle_timeout_s = cfg.server.idle_timeout_s};
+  so.io_nice = cfg.server.io_nice;
   if (!activated.empty()) so.listen_fd = activated.front();
   if (!cfg.plain_http) {
     so.tls_cert = cfg.tls.cert;
@@ -203,11 +204,17 @@ int main(int argc, char** argv) {
       if (sn::Status s = sn::daemon::ensure_self_signed_certificate(so.tls_cert, so.tls_key); !s.is_ok()) return fail(s);
     }
   }
-  sn::daemon::Server server(so, **state, registry);
+  sn::daemon::Moderation moderation;
+  if (sn::Result<std::vector<sn::storage::ModerationTerm>> terms = (*state)->list_moderation_terms(); terms.ok()) {
+    moderation.set_terms(*terms);
+  } else {
+    return fail(terms.status());
+  }
+  sn::daemon::Server server(so, **state, registry, moderation);
   if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
   const auto drain = std::chrono::seconds(cfg.server.drain_timeout_s);
   sn::daemon::AdminServer admin({.socket_path = cfg.admin_socket, .models_dir = cfg.state_dir + "/models", .drain = drain},
-                                **state, registry);
+                                **state, registry, moderation);
   if (sn::Status s = admin.start(); !s.is_ok()) {
     // The API serves without it; the admin CLI then says it cannot connect.
     sn::daemon::log(LogLevel::kWarning, "no admin socket: " + s.to_string());

@@ -62,7 +62,9 @@ run_http() {
   local state="$tmp/state-$1" port key
   mkdir -p "$state"
   local cmd=("$bin/supernoded" --plain-http --listen 127.0.0.1:0 --state-dir "$state" --admin-socket "$state/admin.sock"
-             -t "$threads" --max-seqs "$streams" --context "$context" -m "$model")
+             -t "$threads" --max-seqs "$streams" --context "$context" --kv-host-mb 0 -m "$model")
+  # SUPERNODED_ARGS: more daemon flags, e.g. "--config FILE" (serve-bench has no lower KV tiers).
+  if [ -n "${SUPERNODED_ARGS:-}" ]; then read -r -a more <<<"$SUPERNODED_ARGS"; cmd+=("${more[@]}"); fi
   echo "\$ ${cmd[*]} &" >&2
   "${cmd[@]}" >"$state/stdout" 2>"$state/stderr" &
   daemon_pid=$!

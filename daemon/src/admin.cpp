@@ -73,8 +73,8 @@ std::string str_or(const json& req, const char* key, const std::string& fallback
 
 class AdminServer::Impl {
  public:
-  Impl(AdminOptions options, storage::StateStore& state, ModelRegistry& models)
-      : options_(std::move(options)), path_(options_.socket_path), state_(state), models_(models) {}
+  Impl(AdminOptions options, storage::StateStore& state, ModelRegistry& models, Moderation& moderation)
+      : options_(std::move(options)), path_(options_.socket_path), state_(state), models_(models), moderation_(moderation) {}
 
   ~Impl() { stop(); }
 
@@ -226,6 +226,23 @@ class AdminServer::Impl {
       return {{"ok", true}, {"models", models}};
     }
     if (cmd.rfind("models.", 0) == 0) return models_command(cmd, req, actor, progress);
+    if (cmd == "moderation.add" || cmd == "moderation.remove") {
+      const std::string term = str_or(req, "term");
+      Status s = cmd == "moderation.add" ? state_.add_moderation_term(term, str_or(req, "scope", "both"), actor)
+                                         : state_.remove_moderation_term(term, actor);
+      if (!s.is_ok()) return fail(s);
+      Result<std::vector<storage::ModerationTerm>> terms = state_.list_moderation_terms();
+      if (!terms.ok()) return fail(terms.status());
+      moderation_.set_terms(*terms);
+      return {{"ok", true}, {"terms", terms->size()}};
+    }
+    if (cmd == "moderation.list") {
+      Result<std::vector<storage::ModerationTerm>> terms = state_.list_moderation_terms();
+      if (!terms.ok()) return fail(terms.status());
+      json a = json::array();
+      for (const storage::ModerationTerm& t : *terms) a.push_back({{"term", t.term}, {"scope", t.scope}});
+      return {{"ok", true}, {"terms", a}};
+    }
     return fail("unknown command '" + cmd + "'");
   }
 
@@ -463,6 +480,7 @@ class AdminServer::Impl {
   std::string path_;
   storage::StateStore& state_;
   ModelRegistry& models_;
+  Moderation& moderation_;
   struct Worker {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
@@ -474,8 +492,8 @@ class AdminServer::Impl {
   std::thread thread_;
 };
 
-AdminServer::AdminServer(AdminOptions options, storage::StateStore& state, ModelRegistry& models)
-    : impl_(std::make_unique<Impl>(std::move(options), state, models)) {}
+AdminServer::AdminServer(AdminOptions options, storage::StateStore& state, ModelRegistry& models, Moderation& moderation)
+    : impl_(std::make_unique<Impl>(std::move(options), state, models, moderation)) {}
 AdminServer::~AdminServer() = default;
 Status AdminServer::start() { return impl_->start(); }
 void AdminServer::stop() { impl_->stop(); }

@@ -315,12 +315,13 @@ Result<ParsedFile> parse_file(std::string_view text, const std::string& source) 
   }
   if (const toml::table* t = top.table("server")) {
     TableReader r(*t, "server", source, out, err);
-    r.known_keys({"io_threads", "max_body_bytes", "max_header_bytes", "idle_timeout_s", "drain_timeout_s"});
+    r.known_keys({"io_threads", "max_body_bytes", "max_header_bytes", "idle_timeout_s", "drain_timeout_s", "io_nice"});
     r.integer("io_threads", 1, 256, c.server.io_threads);
     r.integer("max_body_bytes", 1 << 10, int64_t{1} << 30, c.server.max_body_bytes);
     r.integer("max_header_bytes", 1 << 10, 1 << 20, c.server.max_header_bytes);
     r.integer("idle_timeout_s", 1, 86400, c.server.idle_timeout_s);
     r.integer("drain_timeout_s", 0, 3600, c.server.drain_timeout_s);
+    r.integer("io_nice", 0, 19, c.server.io_nice);
   }
   if (const toml::table* t = top.table("usage")) {
     TableReader r(*t, "usage", source, out, err);

@@ -131,8 +131,14 @@ ModelHost::Stats ModelHost::stats() const {
 void ModelHost::finish(uint64_t id, Live& live, HostFinish how, const scheduler::RequestMetrics& metrics, Status error) {
   HostEvent ev;
   if (how != HostFinish::kError) {
-    ev.text = live.detok.flush();
-    ev.text = live.stops.push(ev.text);
+    // What the detokenizer and the content filter still hold, through the stop matcher.
+    std::string rest = live.filter.push(live.detok.flush());
+    if (live.filter.stopped()) {
+      how = HostFinish::kContentFilter;
+    } else {
+      rest += live.filter.flush();
+    }
+    ev.text = live.stops.push(rest);
     if (!live.stops.stopped()) ev.text += live.stops.flush();
   }
   ev.n_tokens = live.n_tokens;
@@ -154,15 +160,16 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     ++live.n_tokens;
     const engine::Tokenizer& tok = model_->tokenizer();
     const bool eog = tok.is_eog(*ev.token);
-    if (!eog) out.text = live.stops.push(live.detok.push(*ev.token));
+    if (!eog) out.text = live.stops.push(live.filter.push(live.detok.push(*ev.token)));
     if (ev.logprobs && !eog) {
       HostLogprob lp{tok.token_to_piece(*ev.token), ev.logprobs->logprob, {}};
       for (const auto& [id, v] : ev.logprobs->top) lp.top.emplace_back(tok.token_to_piece(id), v);
       out.logprobs.push_back(std::move(lp));
     }
   }
-  if (live.stops.stopped()) {
-    // A stop string completed: the request ends here; what follows it is never shown.
+  if (live.stops.stopped() || live.filter.stopped()) {
+    // A stop string or a moderated term completed: the request ends here; what follows it
+    // (and the term) is never shown.
     (void)loop_->cancel(ev.id);
     const std::optional<scheduler::RequestMetrics> m = loop_->scheduler().metrics(ev.id);
     HostSink sink = std::move(live.sink);
@@ -170,7 +177,7 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     last.text = std::move(out.text);
     last.logprobs = std::move(out.logprobs);
     last.n_tokens = live.n_tokens;
-    last.finish = HostFinish::kStop;
+    last.finish = live.filter.stopped() ? HostFinish::kContentFilter : HostFinish::kStop;
     last.metrics = ev.finish ? ev.metrics : (m ? *m : ev.metrics);
     live_.erase(it);
     sink(last);
@@ -246,7 +253,8 @@ void ModelHost::engine_main() {
         continue;
       }
       live_.emplace(s.id, Live{std::move(s.sink), engine::IncrementalDetokenizer(model_->tokenizer()),
-                               engine::StopMatcher(std::move(s.request.stop)), 0});
+                               engine::StopMatcher(std::move(s.request.stop)),
+                               ContentFilter(std::move(s.request.filter_terms)), 0});
     }
     inbox.clear();
     if (!loop_->has_work()) {

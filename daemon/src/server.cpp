@@ -21,7 +21,9 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -125,6 +127,7 @@ const char* finish_name(HostFinish f) {
   switch (f) {
     case HostFinish::kStop: return "stop";
     case HostFinish::kLength: return "length";
+    case HostFinish::kContentFilter: return "content_filter";
     default: return nullptr;
   }
 }
@@ -221,8 +224,13 @@ bool get_number(const json& body, const char* name, T& out, double lo, double hi
 
 class Server::Impl {
  public:
-  Impl(ServerOptions options, storage::StateStore& state, ModelRegistry& models)
-      : options_(std::move(options)), state_(state), models_(models), ioc_(options_.io_threads), acceptor_(ioc_) {}
+  Impl(ServerOptions options, storage::StateStore& state, ModelRegistry& models, const Moderation& moderation)
+      : options_(std::move(options)),
+        state_(state),
+        models_(models),
+        moderation_(moderation),
+        ioc_(options_.io_threads),
+        acceptor_(ioc_) {}
 
   void begin_drain() { draining_.store(true); }
 
@@ -254,7 +262,7 @@ class Server::Impl {
       if (ec) return Status::io_error("activated socket", ec.message());
       port = acceptor_.local_endpoint().port();
       net::co_spawn(ioc_, accept_loop(), net::detached);
-      for (int i = 0; i < std::max(1, options_.io_threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+      start_io_threads();
       return Status::ok();
     }
     const size_t colon = options_.listen.rfind(':');
@@ -280,8 +288,20 @@ class Server::Impl {
     if (ec) return Status::io_error("listen on " + options_.listen, ec.message());
     port = acceptor_.local_endpoint().port();
     net::co_spawn(ioc_, accept_loop(), net::detached);
-    for (int i = 0; i < std::max(1, options_.io_threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+    start_io_threads();
     return Status::ok();
+  }
+
+  // The I/O threads run at a lower CPU priority (nice io_nice) than the engines: they need
+  // little CPU, and on a box whose cores all compute, a woken I/O thread that preempts a
+  // compute thread stalls the whole parallel section it belongs to.
+  void start_io_threads() {
+    for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
+      threads_.emplace_back([this] {
+        if (options_.io_nice > 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.io_nice);
+        ioc_.run();
+      });
+    }
   }
 
   void stop() {
@@ -546,6 +566,16 @@ class Server::Impl {
       err = {http::status::bad_request, "'prompt' is empty", "invalid_request_error", "prompt"};
       return false;
     }
+    // Content moderation: the prompt as the model sees it, then the output terms to watch.
+    const std::shared_ptr<const ModerationTerms> terms = moderation_.snapshot();
+    if (!terms->input.empty() && terms->input_hit(tok.decode(call.request.prompt, /*special=*/true))) {
+      err = {http::status::bad_request, "the prompt was refused by content moderation", "invalid_request_error",
+             call.chat ? "messages" : "prompt", "content_filter"};
+      log(LogLevel::kInfo, "prompt refused by content moderation",
+          {.request_id = std::nullopt, .tenant = key.tenant, .model = model_id, .key_id = key.key_id, .extra = {}});
+      return false;
+    }
+    call.request.filter_terms = terms->output;
     int64_t n = 1;
     if (!get_number(body, "n", n, 1, kMaxChoices, err)) return false;
     call.n = static_cast<int>(n);
@@ -1092,6 +1122,7 @@ class Server::Impl {
   RateLimiter limiter_;
   Metrics metrics_;
   ModelRegistry& models_;
+  const Moderation& moderation_;
   std::atomic<bool> draining_{false};
   net::io_context ioc_;
   std::optional<net::ssl::context> ssl_;
@@ -1100,8 +1131,8 @@ class Server::Impl {
   std::atomic<bool> stopped_{false};
 };
 
-Server::Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models)
-    : impl_(std::make_unique<Impl>(std::move(options), state, models)) {}
+Server::Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models, const Moderation& moderation)
+    : impl_(std::make_unique<Impl>(std::move(options), state, models, moderation)) {}
 
 Server::~Server() { stop(); }
 

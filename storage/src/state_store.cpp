@@ -184,6 +184,9 @@ CREATE TABLE models(id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NUL
                     added_us INTEGER NOT NULL);
 CREATE TABLE admin_users(name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, created_us INTEGER NOT NULL);
 )sql",
+    R"sql(
+CREATE TABLE moderation_terms(term TEXT PRIMARY KEY, scope TEXT NOT NULL, added_us INTEGER NOT NULL);
+)sql",
 };
 constexpr int64_t kSchemaVersion = static_cast<int64_t>(std::size(kMigrations));
 
@@ -824,6 +827,55 @@ Status StateStore::remove_model(std::string_view id, std::string_view actor) {
     SN_RETURN_IF_ERROR(st->bind(1, id).run());
     if (sqlite3_changes(db.raw()) == 0) return Status::not_found("model " + std::string(id), "not in the catalog");
     return Impl::append_audit(db, actor, "model.remove", std::string(id));
+  });
+}
+
+Status StateStore::add_moderation_term(std::string_view term, std::string_view scope, std::string_view actor) {
+  if (scope != "input" && scope != "output" && scope != "both") {
+    return Status::invalid_argument("moderation scope '" + std::string(scope) + "'", "must be input, output or both");
+  }
+  std::string t(term);
+  for (char& c : t) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.pop_back();
+  while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.erase(0, 1);
+  if (t.empty() || t.size() > 256 || t.find_first_of("\n\r") != std::string::npos) {
+    return Status::invalid_argument("moderation term", "must be 1 to 256 bytes on one line");
+  }
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> st = db.prepare(
+        "INSERT INTO moderation_terms(term, scope, added_us) VALUES(?, ?, ?) "
+        "ON CONFLICT(term) DO UPDATE SET scope = excluded.scope");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, t).bind(2, scope).bind(3, now_us()).run());
+    // The term itself is not written to the audit log (it may be sensitive); its size is.
+    return Impl::append_audit(db, actor, "moderation.add", std::string(scope) + " term of " + std::to_string(t.size()) + " bytes");
+  });
+}
+
+Status StateStore::remove_moderation_term(std::string_view term, std::string_view actor) {
+  std::string t(term);
+  for (char& c : t) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<sql::Stmt> st = db.prepare("DELETE FROM moderation_terms WHERE term = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, t).run());
+    if (sqlite3_changes(db.raw()) == 0) return Status::not_found("moderation term", "not in the list");
+    return Impl::append_audit(db, actor, "moderation.remove", "term of " + std::to_string(t.size()) + " bytes");
+  });
+}
+
+Result<std::vector<ModerationTerm>> StateStore::list_moderation_terms() const {
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<ModerationTerm>> {
+    Result<sql::Stmt> st = db.prepare("SELECT term, scope, added_us FROM moderation_terms ORDER BY term");
+    if (!st.ok()) return st.status();
+    std::vector<ModerationTerm> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back({st->text(0), st->text(1), st->i64(2)});
+    }
+    return out;
   });
 }
 

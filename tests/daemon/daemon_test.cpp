@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -158,6 +159,11 @@ class Daemon {
 };
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+std::string ascii_lower_copy(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
 }  // namespace
 
@@ -786,4 +792,61 @@ TEST(Daemon, SystemdActivationNotifyAndReload) {
   CHECK_TRUE(WIFEXITED(st));
   LONGS_EQUAL(0, WEXITSTATUS(st));
   ::close(nfd);
+}
+
+// Content moderation by sensitive terms over the admin CLI: an input term refuses the
+// prompt (400, content_filter), whatever its case; an output term ends generation with
+// finish_reason content_filter and the term never reaches the client, streaming or not;
+// removing the terms restores the plain answer.
+TEST(Daemon, SensitiveTermsFilterPromptsAndOutput) {
+  using sn::testing::Json;
+  const std::string cli = sn::testing::bin_dir() + "/supernode --admin-socket " + dir->file("state") + "/admin.sock ";
+  const std::string body = R"({"model":"tiny","prompt":"once upon a time","max_tokens":24,"temperature":0,"ignore_eos":true})";
+  HttpReply plain = http(d->port(), "POST", "/v1/completions", body, d->key());
+  LONGS_EQUAL(200, plain.status);
+  const std::string text = sn::testing::parse_json(plain.body)["choices"][0]["text"].str;
+  // An output term: the first three letters of an ASCII word in the greedy answer (random
+  // weights write odd bytes too), uppercased (matching ignores case).
+  size_t first = std::string::npos;
+  for (size_t i = 0; i + 3 <= text.size() && first == std::string::npos; ++i) {
+    if (std::islower(static_cast<unsigned char>(text[i])) && std::islower(static_cast<unsigned char>(text[i + 1])) &&
+        std::islower(static_cast<unsigned char>(text[i + 2]))) {
+      first = i;
+    }
+  }
+  CHECK_TEXT(first != std::string::npos, text.c_str());
+  const std::string lower = text.substr(first, 3);
+  std::string term = lower;
+  for (char& c : term) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK_TRUE_TEXT(has(run_out(cli + "moderation add '" + term + "' --scope output"), "added"), term.c_str());
+  CHECK_TRUE(has(run_out(cli + "moderation add Dragon --scope input"), "added"));
+  CHECK_TRUE(has(run_out(cli + "moderation list"), "dragon"));
+
+  const Json filtered = sn::testing::parse_json(http(d->port(), "POST", "/v1/completions", body, d->key()).body);
+  STRCMP_EQUAL("content_filter", filtered["choices"][0]["finish_reason"].str.c_str());
+  CHECK_EQUAL(text.substr(0, first), filtered["choices"][0]["text"].str);
+  const std::string sbody = body.substr(0, body.size() - 1) + R"(,"stream":true})";
+  HttpReply streamed = http(d->port(), "POST", "/v1/completions", sbody, d->key());
+  CHECK_TRUE(has(streamed.body, "\"finish_reason\":\"content_filter\""));
+  std::string joined;  // the streamed text: the term never went out
+  for (size_t p = 0; (p = streamed.body.find("\"text\":\"", p)) != std::string::npos;) {
+    p += 8;
+    joined += streamed.body.substr(p, streamed.body.find('"', p) - p);
+  }
+  CHECK_FALSE(has(ascii_lower_copy(joined), lower));
+  CHECK_TRUE(joined.size() > 0 || first == 0);
+
+  HttpReply refused = http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"a DRAGON story","max_tokens":2})",
+                           d->key());
+  LONGS_EQUAL(400, refused.status);
+  CHECK_TRUE(has(refused.body, "\"code\":\"content_filter\""));
+  HttpReply chat = http(d->port(), "POST", "/v1/chat/completions",
+                        R"({"model":"tiny","messages":[{"role":"user","content":"tell me of dragons"}],"max_tokens":2})", d->key());
+  LONGS_EQUAL(400, chat.status);
+
+  CHECK_TRUE(has(run_out(cli + "moderation remove '" + term + "'"), "removed"));
+  CHECK_TRUE(has(run_out(cli + "moderation remove dragon"), "removed"));
+  CHECK_EQUAL(text, sn::testing::parse_json(http(d->port(), "POST", "/v1/completions", body, d->key()).body)["choices"][0]["text"].str);
+  LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"a dragon","max_tokens":2})",
+                        d->key()).status);
 }

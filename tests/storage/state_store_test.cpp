@@ -56,11 +56,14 @@ TEST_GROUP(StateStore) {
 TEST(StateStore, MigratesAnEmptyFileAndReopens) {
   {
     std::unique_ptr<StateStore> s = open_store(path);
-    LONGS_EQUAL(1, s->schema_version());
+    LONGS_EQUAL(2, s->schema_version());
     check_ok(s->create_tenant("acme", {}, "test").status());
   }
+  // A database of schema 1 (before the moderation terms) gets migration 2 and keeps its rows.
+  raw_sql(path, "DROP TABLE moderation_terms; PRAGMA user_version = 1;");
   std::unique_ptr<StateStore> s = open_store(path);
-  LONGS_EQUAL(1, s->schema_version());
+  LONGS_EQUAL(2, s->schema_version());
+  check_ok(s->add_moderation_term("x", "input", "test"));
   sn::Result<std::optional<TenantRecord>> t = s->find_tenant("acme");
   check_ok(t.status());
   CHECK_TRUE(t->has_value());
@@ -336,4 +339,26 @@ TEST(StateStore, KeyUseIsSummarizedInTheAuditLog) {
   STRCMP_EQUAL(("key " + key_a + ": 3 requests, 30 prompt tokens, 6 completion tokens").c_str(), uses[0].c_str());
   STRCMP_EQUAL(("key " + key_a + ": 1 requests, 1 prompt tokens, 1 completion tokens").c_str(), uses[1].c_str());
   CHECK_TRUE(s->verify_audit()->ok);
+}
+
+// Content moderation's terms: stored lowercase and trimmed, scopes checked, audited without
+// their text, removable.
+TEST(StateStore, ModerationTermsAreKeptAndAudited) {
+  std::unique_ptr<StateStore> s = open_store(path);
+  check_ok(s->add_moderation_term("  Forbidden Word ", "both", "test"));
+  check_ok(s->add_moderation_term("secret-project", "output", "test"));
+  CHECK_FALSE(s->add_moderation_term("x", "sideways", "test").is_ok());
+  CHECK_FALSE(s->add_moderation_term("   ", "input", "test").is_ok());
+  CHECK_FALSE(s->add_moderation_term("two\nlines", "input", "test").is_ok());
+  sn::Result<std::vector<ModerationTerm>> terms = s->list_moderation_terms();
+  check_ok(terms.status());
+  LONGS_EQUAL(2, static_cast<long>(terms->size()));
+  STRCMP_EQUAL("forbidden word", (*terms)[0].term.c_str());
+  STRCMP_EQUAL("both", (*terms)[0].scope.c_str());
+  STRCMP_EQUAL("output", (*terms)[1].scope.c_str());
+  const sn::Result<std::vector<AuditRecord>> log = s->audit_log();
+  for (const AuditRecord& r : *log) CHECK_TRUE(r.detail.find("orbidden") == std::string::npos);
+  check_ok(s->remove_moderation_term("FORBIDDEN WORD", "test"));
+  CHECK_FALSE(s->remove_moderation_term("forbidden word", "test").is_ok());
+  LONGS_EQUAL(1, static_cast<long>(s->list_moderation_terms()->size()));
 }

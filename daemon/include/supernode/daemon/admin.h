@@ -22,6 +22,9 @@
 //   models.load {id}            loads a catalog model (and again at every start) -> {}
 //   models.unload {id}          drains and unloads it (not loaded at start any more) -> {}
 //   models.remove {id}          drops an unloaded model from the catalog (and its imported file)
+//   moderation.add {term, scope?: input|output|both}, moderation.remove {term},
+//   moderation.list -> {terms:[{term, scope}]}: content moderation's term list, in effect
+//                               for the next request
 //
 // Each connection is served on its own thread, so a long import does not hold up others.
 // Thread safety: start/stop from the owner's thread; handle from any thread.
@@ -35,6 +38,7 @@
 
 #include "supernode/base/status.h"
 #include "supernode/daemon/model_registry.h"
+#include "supernode/daemon/moderation.h"
 #include "supernode/storage/state_store.h"
 
 namespace sn::daemon {
@@ -47,7 +51,7 @@ struct AdminOptions {
 
 class AdminServer {
  public:
-  AdminServer(AdminOptions options, storage::StateStore& state, ModelRegistry& models);
+  AdminServer(AdminOptions options, storage::StateStore& state, ModelRegistry& models, Moderation& moderation);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

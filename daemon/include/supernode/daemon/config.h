@@ -35,6 +35,7 @@
 //   max_header_bytes = 16384
 //   idle_timeout_s = 60                  # close a connection silent this long
 //   drain_timeout_s = 30                 # on stop, wait this long for running requests
+//   io_nice = 5                          # the HTTP threads' nice value: compute threads first
 //
 //   [usage]
 //   flush_ms = 1000                      # metered usage reaches SQLite at least this often
@@ -100,6 +101,7 @@ struct ServerConfig {
   int64_t max_header_bytes = 16 << 10;
   int idle_timeout_s = 60;
   int drain_timeout_s = 30;
+  int io_nice = 5;
 };
 
 struct UsageConfig {

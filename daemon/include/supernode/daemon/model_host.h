@@ -30,6 +30,7 @@
 #include "supernode/base/status.h"
 #include "supernode/engine/chat_template.h"
 #include "supernode/engine/model.h"
+#include "supernode/daemon/moderation.h"
 #include "supernode/engine/sampling.h"
 #include "supernode/hal/cpu_backend.h"
 #include "supernode/hal/thread_pool.h"
@@ -58,6 +59,7 @@ struct HostRequest {
   std::string tenant;
   std::string cache_salt;         // from the tenant, never from the client
   int32_t logprobs = -1;          // >= 0: each token's logprob and this many alternatives (<= 20)
+  std::vector<std::string> filter_terms;  // output moderation terms, lowercase (moderation.h)
 };
 
 // A generated token's logprob (OpenAI's logprobs), its text as the vocab spells it (bytes
@@ -68,7 +70,7 @@ struct HostLogprob {
   std::vector<std::pair<std::string, float>> top;
 };
 
-enum class HostFinish : uint8_t { kNone, kStop, kLength, kError };
+enum class HostFinish : uint8_t { kNone, kStop, kLength, kContentFilter, kError };
 
 // One report to a request's sink: new text, and/or the end.
 struct HostEvent {
@@ -140,6 +142,7 @@ class ModelHost {
     HostSink sink;
     engine::IncrementalDetokenizer detok;
     engine::StopMatcher stops;
+    ContentFilter filter;
     int32_t n_tokens = 0;
   };
   struct Submission {

@@ -20,6 +20,7 @@
 
 #include "supernode/base/status.h"
 #include "supernode/daemon/model_registry.h"
+#include "supernode/daemon/moderation.h"
 #include "supernode/storage/state_store.h"
 
 namespace sn::daemon {
@@ -33,12 +34,14 @@ struct ServerOptions {
   std::string tls_cert;     // PEM chain and key: HTTPS (TLS 1.2+) when both are set
   std::string tls_key;
   int listen_fd = -1;       // >= 0: serve on this listening socket (socket activation), not `listen`
+  int io_nice = 5;          // the I/O threads' nice value (0: as the process)
 };
 
 class Server {
  public:
-  // `state` and `models` must outlive the server; models come and go while it serves.
-  Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models);
+  // `state`, `models` and `moderation` must outlive the server; models come and go while it
+  // serves, and moderation terms change.
+  Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models, const Moderation& moderation);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

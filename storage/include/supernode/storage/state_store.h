@@ -104,6 +104,16 @@ struct ModelRecord {
   int64_t added_us = 0;
 };
 
+// A sensitive term of content moderation: requests whose prompt holds it are refused
+// (scope input or both); generation that produces it ends with finish_reason
+// content_filter (scope output or both). Terms are stored lowercase (ASCII) and matched
+// case-insensitively.
+struct ModerationTerm {
+  std::string term;
+  std::string scope;  // "input", "output" or "both"
+  int64_t added_us = 0;
+};
+
 struct StateStoreOptions {
   int64_t usage_flush_interval_ms = 1000;
   // Every this often the audit log gets one "key.use" row per key used since the last one
@@ -170,6 +180,12 @@ class StateStore {
   [[nodiscard]] Status put_model(const ModelRecord& model, std::string_view actor);
   [[nodiscard]] Result<std::vector<ModelRecord>> list_models() const;
   [[nodiscard]] Status remove_model(std::string_view id, std::string_view actor);
+
+  // Content moderation's term list (audited without the term's text). Errors:
+  // invalid_argument (empty, multi-line or over 256 bytes; a bad scope), not_found.
+  [[nodiscard]] Status add_moderation_term(std::string_view term, std::string_view scope, std::string_view actor);
+  [[nodiscard]] Status remove_moderation_term(std::string_view term, std::string_view actor);
+  [[nodiscard]] Result<std::vector<ModerationTerm>> list_moderation_terms() const;
 
   // An online, consistent copy of the whole database into `path` (SQLite's backup API; the
   // store keeps serving). The file is written next to `path` and renamed into place.
