@@ -143,6 +143,15 @@ class Daemon {
   }
   uint16_t port() const { return port_; }
   const std::string& key() const { return key_; }
+  pid_t pid() const { return pid_; }
+  // Waits for the process to end by itself; its exit status (-1 when it was not running).
+  int wait_exit() {
+    if (pid_ <= 0) return -1;
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
   // A crash: SIGKILL, no drain, no flush.
   void kill9() {
     if (pid_ <= 0) return;
@@ -849,4 +858,33 @@ TEST(Daemon, SensitiveTermsFilterPromptsAndOutput) {
   CHECK_EQUAL(text, sn::testing::parse_json(http(d->port(), "POST", "/v1/completions", body, d->key()).body)["choices"][0]["text"].str);
   LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"a dragon","max_tokens":2})",
                         d->key()).status);
+}
+
+// SIGTERM drains: a request in flight finishes whole, a new completion meanwhile gets 503
+// with Retry-After (and /readyz 503), then the daemon exits 0.
+TEST(Daemon, SigtermLetsRequestsInFlightFinish) {
+  HttpReply streamed;
+  std::thread client([&] {
+    streamed = http(d->port(), "POST", "/v1/completions",
+                    R"({"model":"tiny","prompt":"hello","max_tokens":400,"ignore_eos":true,"stream":true})", d->key());
+  });
+  const std::string cli = sn::testing::bin_dir() + "/supernode --admin-socket " + dir->file("state") + "/admin.sock ";
+  std::string st;
+  for (int i = 0; i < 200 && !has(st, "running 1"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    st = run_out(cli + "status");
+  }
+  ::kill(d->pid(), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  HttpReply late = http(d->port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"hi","max_tokens":2})", d->key());
+  HttpReply ready = http(d->port(), "GET", "/readyz");
+  client.join();
+  LONGS_EQUAL(200, streamed.status);
+  CHECK_TEXT(has(streamed.body, "\"finish_reason\":\"length\"") && has(streamed.body, "[DONE]"), streamed.body.c_str());
+  if (late.status != 0) {  // 0: the daemon was already gone (the request finished first)
+    LONGS_EQUAL(503, late.status);
+    CHECK_TRUE(has(late.headers, "Retry-After"));
+    LONGS_EQUAL(503, ready.status);
+  }
+  LONGS_EQUAL(0, d->wait_exit());
 }
