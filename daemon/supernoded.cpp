@@ -79,6 +79,8 @@ sn::daemon::ModelHostOptions host_options(const sn::daemon::DaemonConfig& cfg, c
   o.threads = cfg.engine.threads;
   o.context = cfg.engine.context;
   o.max_seqs = cfg.engine.max_seqs;
+  o.batch_tokens = cfg.engine.batch_tokens;
+  o.kv_blocks = cfg.engine.kv_blocks;
   if (cfg.kv.host_mb > 0) {
     o.tiers.host_bytes = static_cast<uint64_t>(cfg.kv.host_mb) << 20;
     o.tiers.int8 = cfg.kv.int8;

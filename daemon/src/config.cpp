@@ -300,10 +300,12 @@ Result<ParsedFile> parse_file(std::string_view text, const std::string& source) 
   }
   if (const toml::table* t = top.table("engine")) {
     TableReader r(*t, "engine", source, out, err);
-    r.known_keys({"threads", "context", "max_seqs"});
+    r.known_keys({"threads", "context", "max_seqs", "batch_tokens", "kv_blocks"});
     r.integer("threads", 0, 1024, c.engine.threads);
     r.integer("context", 16, 1 << 20, c.engine.context);
     r.integer("max_seqs", 1, 4096, c.engine.max_seqs);
+    r.integer("batch_tokens", 16, 1 << 16, c.engine.batch_tokens);
+    r.integer("kv_blocks", 0, 1 << 24, c.engine.kv_blocks);
   }
   if (const toml::table* t = top.table("kv")) {
     TableReader r(*t, "kv", source, out, err);

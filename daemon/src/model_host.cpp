@@ -18,7 +18,7 @@ ModelHost::ModelHost(const ModelHostOptions& options) : options_(options) {}
 Result<std::unique_ptr<ModelHost>> ModelHost::load(const ModelHostOptions& options) {
   const std::string what = "model " + options.id;
   if (options.id.empty()) return Status::invalid_argument(what, "empty model id");
-  if (options.context < 16 || options.max_seqs < 1 || options.max_waiting < 1) {
+  if (options.context < 16 || options.max_seqs < 1 || options.max_waiting < 1 || options.batch_tokens < 1) {
     return Status::invalid_argument(what, "context must be at least 16 tokens, max_seqs and max_waiting at least 1");
   }
   std::unique_ptr<ModelHost> h(new ModelHost(options));
@@ -52,7 +52,7 @@ Result<std::unique_ptr<ModelHost>> ModelHost::load(const ModelHostOptions& optio
                                           : options.max_seqs * ((options.context + kBlockSize - 1) / kBlockSize);
   c.max_num_seqs = options.max_seqs;
   c.max_waiting = options.max_waiting;
-  c.max_num_batched_tokens = 512;
+  c.max_num_batched_tokens = options.batch_tokens;
   h->loop_ = std::make_unique<scheduler::EngineLoop>(*h->model_, *h->backend_, c, *h->clock_);
   if (options.tiers.host_bytes > 0 || !options.tiers.disk_dirs.empty()) {
     SN_RETURN_IF_ERROR(h->loop_->enable_tiers(storage::posix_env(), options.tiers).with_context(what));

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -337,8 +338,17 @@ class Server::Impl {
   net::awaitable<void> session_plain(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     co_await serve(stream);
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    // Lingering close: read and drop what the client still sends (the rest of a body we
+    // refused with 413, say) for a short while, so that closing does not reset the
+    // connection before the client has read our answer.
+    std::array<char, 16384> sink;
+    size_t drained = 0;
+    stream.expires_after(std::chrono::seconds(2));
+    while (!ec && drained < (16u << 20)) {
+      drained += co_await stream.async_read_some(net::buffer(sink), net::redirect_error(net::use_awaitable, ec));
+    }
   }
 
   net::awaitable<void> session_tls(tcp::socket socket) {

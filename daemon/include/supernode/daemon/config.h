@@ -22,6 +22,8 @@
 //   threads = 0                          # compute threads per model; 0: one per physical core
 //   context = 4096                       # longest prompt + completion, tokens
 //   max_seqs = 16                        # requests computed together per model
+//   batch_tokens = 512                   # tokens per step (prefill chunks and decodes)
+//   kv_blocks = 0                        # KV blocks of 16 tokens; 0: max_seqs x context
 //
 //   [kv]                                 # KV cache tiers below the compute device
 //   host_mb = 1024                       # host-RAM tier, MiB; 0: off
@@ -86,6 +88,8 @@ struct EngineConfig {
   int threads = 0;  // 0: one per physical core
   int context = 4096;
   int max_seqs = 16;
+  int batch_tokens = 512;  // tokens computed per step, all requests together
+  int kv_blocks = 0;       // tier-1 KV blocks of 16 tokens; 0: max_seqs x context
 };
 
 struct KvConfig {

@@ -46,6 +46,7 @@ struct ModelHostOptions {
   int32_t context = 4096; // longest prompt + completion accepted
   int32_t max_seqs = 16;
   int32_t max_waiting = 256;
+  int32_t batch_tokens = 512;  // tokens per step
   scheduler::KvTiersConfig tiers;  // host_bytes 0 and no dirs: tier 1 only
 };
 
