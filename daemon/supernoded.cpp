@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -307,7 +308,12 @@ int main(int argc, char** argv) {
                                        std::to_string(cfg.server.drain_timeout_s) + " s)");
   server.begin_drain();
   admin.stop();
+  const auto drain_end = std::chrono::steady_clock::now() + drain;
   registry.drain_all(drain);
+  // The engines are done; let the last responses reach their clients.
+  (void)server.wait_idle(std::max(std::chrono::milliseconds(1000),
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      drain_end - std::chrono::steady_clock::now())));
   server.stop();
   {
     std::lock_guard<std::mutex> lock(stopper.mu);

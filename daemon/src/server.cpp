@@ -29,6 +29,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <cstdio>
 #include <deque>
@@ -234,6 +235,11 @@ class Server::Impl {
         acceptor_(ioc_) {}
 
   void begin_drain() { draining_.store(true); }
+
+  bool wait_idle(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(calls_mu_);
+    return calls_cv_.wait_for(lock, timeout, [&] { return calls_ == 0; });
+  }
 
   Status start(uint16_t& port) {
     if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
@@ -840,6 +846,18 @@ class Server::Impl {
 
   template <class Stream>
   net::awaitable<bool> completions(Stream& stream, const Request& req, const storage::ApiKeyRecord& key, bool chat) {
+    // Counted until the response is written: a drain waits for it, not only for the engine.
+    struct CallCount {
+      Impl& impl;
+      explicit CallCount(Impl& i) : impl(i) {
+        std::lock_guard<std::mutex> lock(impl.calls_mu_);
+        ++impl.calls_;
+      }
+      ~CallCount() {
+        std::lock_guard<std::mutex> lock(impl.calls_mu_);
+        if (--impl.calls_ == 0) impl.calls_cv_.notify_all();
+      }
+    } counted(*this);
     CompletionCall call;
     call.chat = chat;
     if (draining_.load()) {
@@ -1134,6 +1152,9 @@ class Server::Impl {
   ModelRegistry& models_;
   const Moderation& moderation_;
   std::atomic<bool> draining_{false};
+  std::mutex calls_mu_;
+  std::condition_variable calls_cv_;
+  int64_t calls_ = 0;  // completion calls being answered; guarded by calls_mu_
   net::io_context ioc_;
   std::optional<net::ssl::context> ssl_;
   tcp::acceptor acceptor_;
@@ -1151,5 +1172,7 @@ Status Server::start() { return impl_->start(port_); }
 void Server::stop() { impl_->stop(); }
 
 void Server::begin_drain() { impl_->begin_drain(); }
+
+bool Server::wait_idle(std::chrono::milliseconds timeout) { return impl_->wait_idle(timeout); }
 
 }  // namespace sn::daemon

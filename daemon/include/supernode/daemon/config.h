@@ -37,7 +37,7 @@
 //   max_header_bytes = 16384
 //   idle_timeout_s = 60                  # close a connection silent this long
 //   drain_timeout_s = 30                 # on stop, wait this long for running requests
-//   io_nice = 5                          # the HTTP threads' nice value: compute threads first
+//   io_nice = 0                          # the HTTP threads' nice value (5: compute threads first)
 //
 //   [usage]
 //   flush_ms = 1000                      # metered usage reaches SQLite at least this often
@@ -105,7 +105,7 @@ struct ServerConfig {
   int64_t max_header_bytes = 16 << 10;
   int idle_timeout_s = 60;
   int drain_timeout_s = 30;
-  int io_nice = 5;
+  int io_nice = 0;
 };
 
 struct UsageConfig {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,7 +35,7 @@ struct ServerOptions {
   std::string tls_cert;     // PEM chain and key: HTTPS (TLS 1.2+) when both are set
   std::string tls_key;
   int listen_fd = -1;       // >= 0: serve on this listening socket (socket activation), not `listen`
-  int io_nice = 5;          // the I/O threads' nice value (0: as the process)
+  int io_nice = 0;          // the I/O threads' nice value (0: as the process)
 };
 
 class Server {
@@ -56,6 +57,9 @@ class Server {
   // From now on completion requests get 503 "shutting down" (Retry-After: 5); the rest of
   // the API and requests in flight go on. For a bounded drain before stop().
   void begin_drain();
+  // Waits until no completion response is being computed or written (or `timeout`); true
+  // when idle. After begin_drain, before stop.
+  [[nodiscard]] bool wait_idle(std::chrono::milliseconds timeout);
 
   class Impl;
 
