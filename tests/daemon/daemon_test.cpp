@@ -762,6 +762,17 @@ TEST(Daemon, SystemdActivationNotifyAndReload) {
             "--config", config.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
+  // A failed check leaves the test at once: the process must not outlive it.
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      if (::kill(pid, 0) == 0) {
+        ::kill(pid, SIGKILL);
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+      }
+    }
+  } reaper{pid};
   // systemd-socket-activate listens at once and starts the daemon on the first connection.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::string key;
