@@ -126,6 +126,28 @@ std::string limits_text(const json& l) {
          std::to_string(l.value("concurrency", 0)) + ", models " + (models.empty() ? "all" : models);
 }
 
+// The prelude of commands with subcommands (`keys create ...`): help when asked or when the
+// subcommand is missing (exit 2 then), else the options after the subcommand. Returns the
+// exit code to leave with, or -1 to go on.
+int parse_subcommand(Args& args, const std::string& sub, int argc, char** argv) {
+  if (sub == "--help" || sub == "-h" || sub.empty()) {
+    std::printf("%s", args.help_text().c_str());
+    return sub.empty() ? 2 : 0;
+  }
+  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  if (args.help_requested()) {
+    std::printf("%s", args.help_text().c_str());
+    return 0;
+  }
+  return -1;
+}
+
+// FILE made absolute against the working directory: the daemon resolves paths from its own.
+std::string absolute_path(const std::string& file) {
+  char cwd[4096];
+  return file.rfind('/', 0) == 0 || ::getcwd(cwd, sizeof cwd) == nullptr ? file : std::string(cwd) + "/" + file;
+}
+
 }  // namespace
 
 int cmd_keys(int argc, char** argv) {
@@ -137,15 +159,7 @@ int cmd_keys(int argc, char** argv) {
             "Manages API keys through the daemon's admin socket. `keys create` prints only the new\n"
             "key (it is shown this once; only its hash is stored).",
             admin_options(opts));
-  if (sub == "--help" || sub == "-h" || sub.empty()) {
-    std::printf("%s", args.help_text().c_str());
-    return sub.empty() ? 2 : 0;
-  }
-  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
-  if (args.help_requested()) {
-    std::printf("%s", args.help_text().c_str());
-    return 0;
-  }
+  if (int rc = parse_subcommand(args, sub, argc, argv); rc >= 0) return rc;
   json req, res;
   if (sub == "create") {
     if (!args.has("--tenant")) return usage_error(Status::invalid_argument("keys create", "--tenant NAME is required"));
@@ -180,11 +194,7 @@ int cmd_tenants(int argc, char** argv) {
   const std::string sub = argc > 2 ? argv[2] : "";
   Args args("tenants", "create NAME [--rpm N] [--tpm N] [--concurrency N] [--models a,b] | list",
             "Manages tenants through the daemon's admin socket.", admin_options(kLimitOptions));
-  if (sub == "--help" || sub == "-h" || sub.empty()) {
-    std::printf("%s", args.help_text().c_str());
-    return sub.empty() ? 2 : 0;
-  }
-  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  if (int rc = parse_subcommand(args, sub, argc, argv); rc >= 0) return rc;
   json req, res;
   if (sub == "create") {
     if (args.positional().size() != 1) return usage_error(Status::invalid_argument("tenants create", "give one NAME"));
@@ -254,9 +264,7 @@ int cmd_backup(int argc, char** argv) {
   Args args("backup", "FILE", "An online, consistent copy of the daemon's state database into FILE.", admin_options({}));
   if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
   if (args.positional().size() != 1) return usage_error(Status::invalid_argument("backup", "give one FILE"));
-  char abs[4096];
-  const std::string file = args.positional()[0];
-  const std::string path = file.rfind('/', 0) == 0 || ::getcwd(abs, sizeof abs) == nullptr ? file : std::string(abs) + "/" + file;
+  const std::string path = absolute_path(args.positional()[0]);
   json res;
   if (int rc = run_call(args, {{"cmd", "backup"}, {"path", path}}, &res); rc != 0) return rc;
   std::printf("backed up to %s\n", path.c_str());
@@ -287,22 +295,12 @@ int cmd_models(int argc, char** argv) {
             "`unload` lets its requests finish (bounded), then stops serving it; `remove` drops an\n"
             "unloaded model from the catalog.",
             admin_options({{{"--id"}, "ID", "the model id clients name (import)", "the file's stem"}}));
-  if (sub == "--help" || sub == "-h" || sub.empty()) {
-    std::printf("%s", args.help_text().c_str());
-    return sub.empty() ? 2 : 0;
-  }
-  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
-  if (args.help_requested()) {
-    std::printf("%s", args.help_text().c_str());
-    return 0;
-  }
+  if (int rc = parse_subcommand(args, sub, argc, argv); rc >= 0) return rc;
   json req, res;
   if (sub == "import") {
     if (args.positional().size() != 1) return usage_error(Status::invalid_argument("models import", "give one PATH"));
-    char abs[4096];
     const std::string file = args.positional()[0];
-    const std::string path =
-        file.rfind('/', 0) == 0 || ::getcwd(abs, sizeof abs) == nullptr ? file : std::string(abs) + "/" + file;
+    const std::string path = absolute_path(file);
     req = {{"cmd", "models.import"}, {"path", path}};
     if (args.has("--id")) req["id"] = *args.value("--id");
     const bool tty = ::isatty(2) != 0;
@@ -402,11 +400,7 @@ int cmd_moderation(int argc, char** argv) {
             "an input term is refused (400, code content_filter); generation that produces an output\n"
             "term ends there with finish_reason content_filter. Case-insensitive; effective at once.",
             admin_options({{{"--scope"}, "SCOPE", "input, output or both (add)", "both"}}));
-  if (sub == "--help" || sub == "-h" || sub.empty()) {
-    std::printf("%s", args.help_text().c_str());
-    return sub.empty() ? 2 : 0;
-  }
-  if (Status s = args.parse(argc, argv, 3); !s.is_ok()) return usage_error(s);
+  if (int rc = parse_subcommand(args, sub, argc, argv); rc >= 0) return rc;
   json res;
   if (sub == "add" || sub == "remove") {
     if (args.positional().size() != 1) return usage_error(Status::invalid_argument("moderation " + sub, "give one TERM"));

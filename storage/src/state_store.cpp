@@ -830,12 +830,20 @@ Status StateStore::remove_model(std::string_view id, std::string_view actor) {
   });
 }
 
+namespace {
+// Moderation terms are kept lowercase (ASCII); matching ignores case.
+std::string lower_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+}  // namespace
+
 Status StateStore::add_moderation_term(std::string_view term, std::string_view scope, std::string_view actor) {
   if (scope != "input" && scope != "output" && scope != "both") {
     return Status::invalid_argument("moderation scope '" + std::string(scope) + "'", "must be input, output or both");
   }
-  std::string t(term);
-  for (char& c : t) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  std::string t = lower_ascii(term);
   while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.pop_back();
   while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.erase(0, 1);
   if (t.empty() || t.size() > 256 || t.find_first_of("\n\r") != std::string::npos) {
@@ -853,8 +861,7 @@ Status StateStore::add_moderation_term(std::string_view term, std::string_view s
 }
 
 Status StateStore::remove_moderation_term(std::string_view term, std::string_view actor) {
-  std::string t(term);
-  for (char& c : t) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  std::string t = lower_ascii(term);
   return impl_->write([&](sql::Db& db) -> Status {
     Result<sql::Stmt> st = db.prepare("DELETE FROM moderation_terms WHERE term = ?");
     if (!st.ok()) return st.status();

@@ -39,10 +39,8 @@ struct HttpReply {
   std::string body;  // de-chunked
 };
 
-// One request on a fresh connection (Connection: close), read to the end.
-HttpReply http(uint16_t port, const std::string& method, const std::string& path, const std::string& body = "",
-               const std::string& key = "", const std::string& extra_headers = "") {
-  HttpReply r;
+// A TCP connection to 127.0.0.1:port; -1 when it cannot be made.
+int connect_local(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -50,8 +48,28 @@ HttpReply http(uint16_t port, const std::string& method, const std::string& path
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ::close(fd);
-    return r;
+    return -1;
   }
+  return fd;
+}
+
+// Sends POST /v1/completions with `body` on a new connection left open (keep-alive) for the
+// caller to read from or hang up on; -1 when it cannot connect.
+int send_completion(uint16_t port, const std::string& key, const std::string& body) {
+  const int fd = connect_local(port);
+  if (fd < 0) return -1;
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
+                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  return fd;
+}
+
+// One request on a fresh connection (Connection: close), read to the end.
+HttpReply http(uint16_t port, const std::string& method, const std::string& path, const std::string& body = "",
+               const std::string& key = "", const std::string& extra_headers = "") {
+  HttpReply r;
+  const int fd = connect_local(port);
+  if (fd < 0) return r;
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
   if (!key.empty()) req += "Authorization: Bearer " + key + "\r\n";
   if (!body.empty() || method == "POST") {
@@ -344,16 +362,8 @@ TEST(Daemon, MetricsAreValidPrometheusText) {
 
 TEST(Daemon, AClientThatHangsUpMidStreamDoesNotStopTheDaemon) {
   for (int i = 0; i < 3; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(d->port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQUAL(0, ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a));
-    const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":400,"stream":true})";
-    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + d->key() +
-                            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    const int fd = send_completion(d->port(), d->key(), R"({"model":"tiny","prompt":"hello","max_tokens":400,"stream":true})");
+    CHECK_TRUE(fd >= 0);
     char buf[256];
     (void)::recv(fd, buf, sizeof buf, 0);  // the first bytes of the stream
     ::close(fd);
@@ -578,18 +588,11 @@ TEST(Daemon, SeveralChoicesPerRequest) {
 // engine stops stepping it), not computed to the end.
 TEST(Daemon, AClientThatHangsUpBeforeTheAnswerCancelsItsRequest) {
   const std::string cli = sn::testing::bin_dir() + "/supernode --admin-socket " + dir->file("state") + "/admin.sock ";
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(d->port());
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_EQUAL(0, ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a));
   // Four choices of 490 tokens: long enough that the hang-up lands mid-way even on a
   // loaded, sanitized build.
-  const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":490,"n":4,"ignore_eos":true})";
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + d->key() +
-                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  const int fd = send_completion(d->port(), d->key(),
+                                 R"({"model":"tiny","prompt":"hello","max_tokens":490,"n":4,"ignore_eos":true})");
+  CHECK_TRUE(fd >= 0);
   std::string st;
   for (int i = 0; i < 200 && !has(st, "running 4"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -159,3 +159,14 @@ export async function startDaemon({ dir, models, extraArgs = [], startTimeoutMs 
     },
   };
 }
+
+// A test file's teardown: stops the daemon (printing its log tail if it had died during the
+// tests) and removes the temporary folder.
+export async function stopAndCleanUp(daemon, tmp) {
+  if (daemon) {
+    const alive = daemon.alive();
+    await daemon.stop();
+    if (!alive) console.log(`# supernoded died during the tests; its log:\n${daemon.logTail()}`);
+  }
+  tmp?.remove();
+}

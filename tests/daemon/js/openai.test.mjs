@@ -9,7 +9,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { tempDir, startDaemon, generateChatModel, sharedCompletionModel, modelId } from './daemon.mjs';
+import { tempDir, startDaemon, stopAndCleanUp, generateChatModel, sharedCompletionModel, modelId } from './daemon.mjs';
 
 const T = { timeout: 60000 };  // per test: nothing here may hang
 
@@ -66,14 +66,7 @@ describe('supernoded through the openai client', () => {
     client = new OpenAI({ apiKey: daemon.key, baseURL: daemon.baseURL, maxRetries: 0, timeout: 30000 });
   });
 
-  after(async () => {
-    if (daemon) {
-      const alive = daemon.alive();
-      await daemon.stop();
-      if (!alive) console.log(`# supernoded died during the tests; its log:\n${daemon.logTail()}`);
-    }
-    tmp?.remove();
-  });
+  after(() => stopAndCleanUp(daemon, tmp));
 
   test('models.list names every served model by its file stem', T, async () => {
     const ids = [];

@@ -8,7 +8,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { tempDir, startDaemon, generateChatModel, modelId } from './daemon.mjs';
+import { tempDir, startDaemon, stopAndCleanUp, generateChatModel, modelId } from './daemon.mjs';
 
 const T = { timeout: 60000 };
 
@@ -205,14 +205,7 @@ describe('supernoded over raw HTTP/1.1', () => {
     ({ port, key } = daemon);
   });
 
-  after(async () => {
-    if (daemon) {
-      const alive = daemon.alive();
-      await daemon.stop();
-      if (!alive) console.log(`# supernoded died during the tests; its log:\n${daemon.logTail()}`);
-    }
-    tmp?.remove();
-  });
+  after(() => stopAndCleanUp(daemon, tmp));
 
   test('bad JSON bodies: 400 or 404 with an OpenAI error naming the param', T, async () => {
     const send = (body, path) => roundTrip(port, httpText({ key, body, path }));
