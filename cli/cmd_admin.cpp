@@ -18,6 +18,7 @@
 #include <string>
 
 #include "commands.h"
+#include "supernode/storage/audit_key.h"
 #include "supernode/storage/state_store.h"
 
 namespace sn::cli {
@@ -348,10 +349,12 @@ int cmd_models(int argc, char** argv) {
 int cmd_restore(int argc, char** argv) {
   Args args("restore", "FILE --state-dir DIR",
             "Replaces the daemon's state database with a backup, while supernoded is stopped. The\n"
-            "backup is checked first (SQLite integrity check and the audit log's hash chain); the\n"
-            "current database is kept beside it as state.db.before-restore-TIME; the restore is\n"
-            "recorded in the restored audit log.",
-            admin_options({{{"--state-dir"}, "DIR", "the daemon's state directory", "/var/lib/supernode"}}));
+            "backup is checked first (SQLite integrity check and the audit log's chain, keyed rows\n"
+            "with the audit key); the current database is kept beside it as\n"
+            "state.db.before-restore-TIME; the restore is recorded in the restored audit log.",
+            admin_options({{{"--state-dir"}, "DIR", "the daemon's state directory", "/var/lib/supernode"},
+                           {{"--audit-key"}, "FILE", "the audit key file",
+                            "$CREDENTIALS_DIRECTORY/audit-key, else STATE_DIR/audit.key"}}));
   if (int rc = parse_or_exit(args, argc, argv); rc >= 0) return rc;
   if (args.positional().size() != 1) return usage_error(Status::invalid_argument("restore", "give one FILE"));
   const std::string file = args.positional()[0];
@@ -361,7 +364,10 @@ int cmd_restore(int argc, char** argv) {
   if (call(socket_path(args), {{"cmd", "status"}}).ok()) {
     return runtime_error(Status::invalid_argument("restore", "supernoded is running (its admin socket answers): stop it first"));
   }
-  Result<storage::AuditVerification> check = storage::check_state_file(file);
+  Result<storage::AuditKey> key = storage::load_audit_key(dir, args.str("--audit-key", ""), /*create=*/false);
+  if (!key.ok() && key.status().code() != Status::Code::kNotFound) return runtime_error(key.status());
+  const std::string audit_key = key.ok() ? key->key : std::string();
+  Result<storage::AuditVerification> check = storage::check_state_file(file, audit_key);
   if (!check.ok()) return runtime_error(check.status().with_context("restore " + file));
   if (!check->ok) {
     return runtime_error(Status::corruption("restore " + file, "its audit chain is broken at row " +
@@ -383,7 +389,9 @@ int cmd_restore(int argc, char** argv) {
   for (const char* side : {"-wal", "-shm"}) std::filesystem::remove(db + side, ec);
   std::filesystem::rename(part, db, ec);
   if (ec) return runtime_error(Status::io_error("restore: rename to " + db, ec.message()));
-  Result<std::unique_ptr<storage::StateStore>> st = storage::StateStore::open(db);
+  storage::StateStoreOptions options;
+  options.audit_key = audit_key;  // the restore's own audit row is keyed like the rest
+  Result<std::unique_ptr<storage::StateStore>> st = storage::StateStore::open(db, options);
   if (!st.ok()) return runtime_error(st.status().with_context("restore: open the restored database"));
   if (Status a = (*st)->audit("admin uid " + std::to_string(::getuid()), "restore", file); !a.is_ok()) {
     return runtime_error(a);

@@ -421,7 +421,7 @@ GgufFile::GgufFile(GgufFile&&) noexcept = default;
 GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;
 
-Result<GgufFile> GgufFile::open(const std::string& path) {
+Result<GgufFile> GgufFile::open(const std::string& path, GgufOpenMode mode) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -440,8 +440,30 @@ Result<GgufFile> GgufFile::open(const std::string& path) {
     ::close(fd);
     return Status::invalid_argument(path, "empty file (0 bytes), not a GGUF model");
   }
-  void* map = mmap(nullptr, impl->size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int err = errno;
+  // kPrivate reads the file into anonymous memory: Linux takes even copy-on-write pages of
+  // a private file mapping away when the file is truncated (a later access is SIGBUS), so
+  // only memory that never was the file's is safe from that.
+  const bool private_copy = mode == GgufOpenMode::kPrivate;
+  void* map = private_copy ? mmap(nullptr, impl->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                           : mmap(nullptr, impl->size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int err = errno;
+  if (map != MAP_FAILED && private_copy) {
+    uint8_t* dst = static_cast<uint8_t*>(map);
+    for (uint64_t off = 0; off < impl->size;) {
+      const ssize_t n = ::pread(fd, dst + off, static_cast<size_t>(std::min<uint64_t>(impl->size - off, 64u << 20)),
+                                static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = n < 0 ? errno : EIO;
+        munmap(map, impl->size);
+        ::close(fd);
+        return Status::io_error(path, std::string("reading the model into memory failed") +
+                                          (n == 0 ? ": the file became shorter while read" : ": " + std::string(std::strerror(err))));
+      }
+      off += static_cast<uint64_t>(n);
+    }
+    (void)mprotect(map, impl->size, PROT_READ);
+  }
   ::close(fd);
   if (map == MAP_FAILED) return Status::io_error(path, std::string("mmap failed: ") + std::strerror(err));
   impl->map = map;

@@ -183,8 +183,8 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
   return c;
 }
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
-  Result<GgufFile> f = GgufFile::open(path);
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, GgufOpenMode mode) {
+  Result<GgufFile> f = GgufFile::open(path, mode);
   if (!f.ok()) return f.status();
   return from_gguf(std::move(*f));
 }
@@ -458,8 +458,7 @@ Status Forward::run(const Batch& batch, std::span<const int32_t* const> block_ta
 // ---- session ----
 
 Session::Session(const Model& model, hal::CpuBackend& backend, int32_t max_tokens)
-    : model_(model),
-      cache_(model.config(), (std::max(max_tokens, 1) + 15) / 16, 16),
+    : cache_(model.config(), (std::max(max_tokens, 1) + 15) / 16, 16),
       forward_(model, backend, cache_),
       max_tokens_(std::max(max_tokens, 1)) {}
 

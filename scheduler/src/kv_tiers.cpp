@@ -106,7 +106,7 @@ Result<std::unique_ptr<KvTiers>> KvTiers::open(storage::Env& env, const KvTiersC
   }
   if (config.int8) t->scratch_.resize(block_bytes);
   {
-    std::lock_guard<std::mutex> lock(t->mu_);
+    MutexLock lock(t->mu_);
     t->slots_.resize(static_cast<size_t>(slots));
     for (int32_t s = t->num_slots_ - 1; s >= 0; --s) t->free_slots_.push_back(s);
     t->stats_.host.blocks_total = t->num_slots_;
@@ -119,12 +119,13 @@ Result<std::unique_ptr<KvTiers>> KvTiers::open(storage::Env& env, const KvTiersC
     o.block_bytes = t->slot_bytes_;
     o.model_id = config.model_id + (config.int8 ? "|kv-int8-rows" : "|kv-f16");
     o.min_free_bytes = config.disk_min_free_bytes;
+    o.mac_key = config.disk_mac_key;
     KvTiers* self_for_drop = t.get();
     o.on_drop = [self = self_for_drop](const storage::BlockKey& key) { self->on_disk_drop(key); };
     Result<std::unique_ptr<storage::DiskBlockStore>> store = storage::DiskBlockStore::open(env, o, progress);
     if (!store.ok()) return store.status().with_context(what);
     t->store_ = std::move(*store);
-    std::lock_guard<std::mutex> lock(t->mu_);
+    MutexLock lock(t->mu_);
     for (const storage::BlockKey& k : t->store_->keys()) t->on_disk_.insert(from_disk_key(k));
     t->stats_.has_disk = true;
     t->snapshot_disk_stats();
@@ -144,7 +145,7 @@ KvTiers::~KvTiers() {
   if (!io_thread_.joinable()) return;
   flush();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   io_cv_.notify_all();
@@ -205,15 +206,19 @@ int32_t KvTiers::take_slot() {
 
 void KvTiers::demote(int32_t block, const BlockHash& key) {
   if (num_slots_ == 0) return;
-  std::unique_lock<std::mutex> lock(mu_);
+  if (demote_locked(block, key)) io_cv_.notify_one();
+}
+
+bool KvTiers::demote_locked(int32_t block, const BlockHash& key) {
+  MutexLock lock(mu_);
   auto it = map_.find(key);
   if (it != map_.end()) {  // already here (promoted earlier, or fetched): just recently used
     lru_unlink(it->second);
     lru_push_front(it->second);
-    return;
+    return false;
   }
   const int32_t s = take_slot();
-  if (s < 0) return;  // every slot busy with disk I/O: the block is dropped, as without tiers
+  if (s < 0) return false;  // every slot busy with disk I/O: the block is dropped, as without tiers
   Slot& slot = slots_[static_cast<size_t>(s)];
   if (config_.int8) {
     io_.read_block(block, scratch_);
@@ -231,15 +236,15 @@ void KvTiers::demote(int32_t block, const BlockHash& key) {
   if (store_ != nullptr && on_disk_.count(key) == 0) {
     slot.write_pending = true;
     writes_.push_back(WriteJob{s, slot.gen, key});
-    lock.unlock();
-    io_cv_.notify_one();
+    return true;  // the I/O thread has work
   }
+  return false;
 }
 
 bool KvTiers::copy_down(int32_t block, const BlockHash& key) {
   if (num_slots_ == 0) return false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (map_.count(key) != 0 || on_disk_.count(key) != 0) return false;
   }
   demote(block, key);
@@ -248,7 +253,7 @@ bool KvTiers::copy_down(int32_t block, const BlockHash& key) {
 
 KvTierProbe KvTiers::probe(std::span<const BlockHash> keys) {
   KvTierProbe p;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   size_t i = 0;
   for (; i < keys.size(); ++i) {
     auto it = map_.find(keys[i]);
@@ -273,7 +278,7 @@ KvTierProbe KvTiers::probe(std::span<const BlockHash> keys) {
 }
 
 bool KvTiers::promote(const BlockHash& key, int32_t block) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = map_.find(key);
   if (it == map_.end()) return false;
   const int32_t s = it->second;
@@ -290,7 +295,7 @@ bool KvTiers::promote(const BlockHash& key, int32_t block) {
 
 void KvTiers::fetch(uint64_t ticket, std::vector<BlockHash> keys) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     ++fetches_in_flight_;
     if (store_ == nullptr) {  // nothing to read: done at once
       completed_.push_back(ticket);
@@ -303,30 +308,34 @@ void KvTiers::fetch(uint64_t ticket, std::vector<BlockHash> keys) {
 }
 
 std::vector<uint64_t> KvTiers::take_completed() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<uint64_t> out;
   out.swap(completed_);
   return out;
 }
 
 bool KvTiers::wait_completed(int64_t timeout_us) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return done_cv_.wait_for(lock, std::chrono::microseconds(timeout_us), [&] { return !completed_.empty(); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout_us);
+  MutexLock lock(mu_);
+  while (completed_.empty()) {
+    if (!done_cv_.wait_until(mu_, deadline)) return !completed_.empty();
+  }
+  return true;
 }
 
 int32_t KvTiers::fetches_in_flight() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return fetches_in_flight_;
 }
 
 void KvTiers::flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return writes_.empty() && fetches_.empty() && !io_active_; });
+  MutexLock lock(mu_);
+  while (!(writes_.empty() && fetches_.empty() && !io_active_)) done_cv_.wait(mu_);
 }
 
 void KvTiers::drop_host() {
   flush();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (int32_t s = lru_head_; s >= 0;) {
     const int32_t next = slots_[static_cast<size_t>(s)].next;
     Slot& slot = slots_[static_cast<size_t>(s)];
@@ -342,7 +351,7 @@ void KvTiers::drop_host() {
 }
 
 KvTierStats KvTiers::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
@@ -366,7 +375,7 @@ void KvTiers::snapshot_disk_stats() {
 }
 
 void KvTiers::on_disk_drop(const storage::BlockKey& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   on_disk_.erase(from_disk_key(key));
 }
 
@@ -389,11 +398,11 @@ void KvTiers::wait_warm(const std::function<void(double)>& progress) {
 
 void KvTiers::io_main() {
   for (;;) {
-    std::unique_lock<std::mutex> lock(mu_);
+    mu_.lock();
     if (writes_.empty() && fetches_.empty() && !stop_ && populated_bytes_.load() < arena_bytes_) {
       // Idle: map the next piece of the arena in (MADV_POPULATE_WRITE, Linux 5.14+; where
       // the kernel refuses, warm-up simply ends and slots fault in as used).
-      lock.unlock();
+      mu_.unlock();
       constexpr size_t kPiece = size_t{4} << 20;
       const size_t at = populated_bytes_.load();
       const size_t n = std::min(kPiece, arena_bytes_ - at);
@@ -405,37 +414,38 @@ void KvTiers::io_main() {
       populated_bytes_.store(ok ? at + n : arena_bytes_);
       continue;
     }
-    io_cv_.wait(lock, [&] { return stop_ || !writes_.empty() || !fetches_.empty(); });
+    while (!(stop_ || !writes_.empty() || !fetches_.empty())) io_cv_.wait(mu_);
     // Reads first: a request waits on them; writes only protect against later evictions.
     if (!fetches_.empty()) {
       FetchJob job = std::move(fetches_.front());
       fetches_.pop_front();
       io_active_ = true;
-      lock.unlock();
+      mu_.unlock();
       run_fetch(job);
-      lock.lock();
+      mu_.lock();
       completed_.push_back(job.ticket);
       --fetches_in_flight_;
     } else if (!writes_.empty()) {
       WriteJob job = writes_.front();
       writes_.pop_front();
       io_active_ = true;
-      lock.unlock();
+      mu_.unlock();
       run_write(job);
-      lock.lock();
+      mu_.lock();
     } else {
+      mu_.unlock();
       return;  // stop_, with nothing left to do
     }
     io_active_ = false;
     snapshot_disk_stats();
-    lock.unlock();
+    mu_.unlock();
     done_cv_.notify_all();
   }
 }
 
 void KvTiers::run_write(const WriteJob& job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     Slot& slot = slots_[static_cast<size_t>(job.slot)];
     if (slot.gen != job.gen || !slot.used || !slot.write_pending) return;  // evicted before its turn
     slot.write_pending = false;
@@ -445,7 +455,7 @@ void KvTiers::run_write(const WriteJob& job) {
   const std::span<std::byte> data = slot_data(job.slot);
   const Status st = store_->put(to_disk_key(job.key),
                                 std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   slots_[static_cast<size_t>(job.slot)].busy = false;
   if (st.is_ok()) {
     on_disk_.insert(job.key);
@@ -458,7 +468,7 @@ void KvTiers::run_fetch(const FetchJob& job) {
   for (const BlockHash& key : job.keys) {
     int32_t s = -1;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       auto it = map_.find(key);
       if (it != map_.end()) {  // already in host RAM
         lru_unlink(it->second);
@@ -474,7 +484,7 @@ void KvTiers::run_fetch(const FetchJob& job) {
     const std::span<std::byte> out = slot_data(s);
     Result<std::optional<uint64_t>> got =
         store_->get_into(to_disk_key(key), std::span<char>(reinterpret_cast<char*>(out.data()), out.size()));
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     Slot& slot = slots_[static_cast<size_t>(s)];
     slot.reserved = slot.busy = false;
     if (!got.ok() || !*got || **got != slot_bytes_) {

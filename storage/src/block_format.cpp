@@ -2,6 +2,10 @@
 // Thread safety: pure functions.
 #include "block_format.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
 #include <cstring>
 #include <string>
 
@@ -40,7 +44,40 @@ uint32_t block_crc(std::span<const char, kBlockHeaderBytes> header, std::string_
   return crc32c_extend(crc32c(std::string_view(header.data(), kBlockCrcOffset)), payload);
 }
 
-void encode_block_header(uint64_t model_hash, const BlockKey& key, std::string_view payload,
+namespace {
+
+std::array<unsigned char, kBlockMacBytes> block_mac(const char* header, std::string_view payload,
+                                                    std::string_view mac_key) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> full{};
+  size_t len = 0;
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
+  if (ctx != nullptr &&
+      EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(mac_key.data()), mac_key.size(), params) == 1) {
+    EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(header), kBlockMacOffset);
+    EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(payload.data()), payload.size());
+    EVP_MAC_final(ctx, full.data(), &len, full.size());
+  }
+  EVP_MAC_CTX_free(ctx);
+  EVP_MAC_free(mac);
+  std::array<unsigned char, kBlockMacBytes> out{};
+  // A failed MAC computation leaves all zeros, which never verifies (block_mac_ok).
+  if (len >= kBlockMacBytes) std::memcpy(out.data(), full.data(), kBlockMacBytes);
+  return out;
+}
+
+}  // namespace
+
+bool block_mac_ok(std::span<const char, kBlockHeaderBytes> header, std::string_view payload, std::string_view mac_key) {
+  const std::array<unsigned char, kBlockMacBytes> want = block_mac(header.data(), payload, mac_key);
+  const std::array<unsigned char, kBlockMacBytes> zero{};
+  if (CRYPTO_memcmp(want.data(), zero.data(), kBlockMacBytes) == 0) return false;
+  return CRYPTO_memcmp(want.data(), header.data() + kBlockMacOffset, kBlockMacBytes) == 0;
+}
+
+void encode_block_header(uint64_t model_hash, const BlockKey& key, std::string_view payload, std::string_view mac_key,
                          std::span<char, kBlockHeaderBytes> out) {
   char* p = out.data();
   std::memset(p, 0, kBlockHeaderBytes);
@@ -52,6 +89,10 @@ void encode_block_header(uint64_t model_hash, const BlockKey& key, std::string_v
   put_u64(p + 24, key.lo);
   put_u64(p + 32, payload.size());
   put_u32(p + kBlockCrcOffset, block_crc(out, payload));
+  if (!mac_key.empty()) {
+    const std::array<unsigned char, kBlockMacBytes> m = block_mac(p, payload, mac_key);
+    std::memcpy(p + kBlockMacOffset, m.data(), kBlockMacBytes);
+  }
   put_u32(p + kHeaderCrcOffset, crc32c(std::string_view(p, kHeaderCrcOffset)));
 }
 
@@ -71,6 +112,7 @@ Result<BlockHeader> decode_block_header(std::span<const char, kBlockHeaderBytes>
   h.key.lo = get_le(p + 24, 8);
   h.payload_bytes = get_le(p + 32, 8);
   h.block_crc = static_cast<uint32_t>(get_le(p + kBlockCrcOffset, 4));
+  std::memcpy(h.mac.data(), p + kBlockMacOffset, kBlockMacBytes);
   return h;
 }
 

@@ -224,7 +224,7 @@ Status DiskBlockStore::write_block_file(uint32_t d, const BlockKey& key, std::st
   std::string tmp = temp_path(d, key);
   std::string fin = block_path(d, key);
   std::array<char, kBlockHeaderBytes> header{};
-  detail::encode_block_header(model_hash_, key, payload, header);
+  detail::encode_block_header(model_hash_, key, payload, options_.mac_key, header);
   {
     Result<std::unique_ptr<File>> f = env_.open_file(tmp, OpenMode::kWriteTruncate);
     if (!f.ok()) return f.status();
@@ -336,6 +336,9 @@ Result<bool> DiskBlockStore::read_verified(Index::iterator it, std::span<char> o
   if (*n < out.size()) return corrupt("truncated payload");
   if (detail::block_crc(header, std::string_view(out.data(), out.size())) != h->block_crc) {
     return corrupt("checksum mismatch");
+  }
+  if (!options_.mac_key.empty() && !detail::block_mac_ok(header, std::string_view(out.data(), out.size()), options_.mac_key)) {
+    return corrupt("MAC mismatch (not written under this store's key)");
   }
   Dir& dir = dirs_[it->second.dir];
   dir.lru.splice(dir.lru.begin(), dir.lru, it->second.lru);

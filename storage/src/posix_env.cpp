@@ -83,7 +83,7 @@ class PosixEnv final : public Env {
     int flags = O_CLOEXEC | (mode == OpenMode::kRead ? O_RDONLY : (O_RDWR | O_CREAT | O_TRUNC));
     int fd;
     do {
-      fd = ::open(path.c_str(), flags, 0644);
+      fd = ::open(path.c_str(), flags, 0600);  // KV blocks and the like: the service's alone
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return errno_status(path, "open", errno);
     return std::unique_ptr<File>(std::make_unique<PosixFile>(path, fd));

@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <array>
@@ -20,9 +21,11 @@
 #include <mutex>
 #include <span>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "sqlite_db.h"
+#include "supernode/base/mutex.h"
 
 namespace sn::storage {
 namespace {
@@ -91,17 +94,24 @@ void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
 
-// The hash of audit row `seq` given the previous row's hash (32 zero bytes before the first).
-Hash audit_hash(std::string_view prev, int64_t seq, int64_t time_us, std::string_view actor, std::string_view action,
-                std::string_view detail) {
-  std::string m = "supernode-audit-v1";
+// The hash of audit row `seq` given the previous row's hash (32 zero bytes before the first):
+// with a key, HMAC-SHA-256 under it ("keyed" rows, mac = 1); without, plain SHA-256 (rows of
+// stores that had no key, mac = 0).
+Hash audit_hash(std::string_view key, std::string_view prev, int64_t seq, int64_t time_us, std::string_view actor,
+                std::string_view action, std::string_view detail) {
+  std::string m = key.empty() ? "supernode-audit-v1" : "supernode-audit-v2";
   m.append(prev);
   put_u64(m, static_cast<uint64_t>(seq));
   put_u64(m, static_cast<uint64_t>(time_us));
   put_framed(m, actor);
   put_framed(m, action);
   put_framed(m, detail);
-  return sha256(m);
+  if (key.empty()) return sha256(m);
+  Hash h{};
+  unsigned len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(m.data()), m.size(),
+       h.data(), &len);
+  return h;
 }
 
 std::string join_models(const std::vector<std::string>& m) {
@@ -187,6 +197,10 @@ CREATE TABLE admin_users(name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NO
     R"sql(
 CREATE TABLE moderation_terms(term TEXT PRIMARY KEY, scope TEXT NOT NULL, added_us INTEGER NOT NULL);
 )sql",
+    // Audit rows chained by HMAC under a key kept outside the database (mac = 1).
+    R"sql(
+ALTER TABLE audit ADD COLUMN mac INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int64_t kSchemaVersion = static_cast<int64_t>(std::size(kMigrations));
 
@@ -198,12 +212,21 @@ Result<int64_t> user_version(sql::Db& db) {
   return *row ? st->i64(0) : 0;
 }
 
-Result<AuditVerification> verify_chain(sql::Db& db) {
+// Verifies the chain. Without a key, keyed rows cannot be checked and fail. With a key,
+// unkeyed rows may only come first (written before the store had a key) and the chain
+// must end keyed: a chain recomputed without the key (all rows unkeyed) fails.
+Result<AuditVerification> verify_chain(sql::Db& db, std::string_view key) {
   AuditVerification v;
-  Result<sql::Stmt> st = db.prepare("SELECT seq, time_us, actor, action, detail, hash FROM audit ORDER BY seq");
+  Result<sql::Stmt> st = db.prepare("SELECT seq, time_us, actor, action, detail, hash, mac FROM audit ORDER BY seq");
   if (!st.ok()) return st.status();
   std::string prev(32, '\0');
   int64_t expect = 1;
+  bool keyed_seen = false, last_keyed = false;
+  auto fail = [&](int64_t seq, std::string problem) {
+    v.ok = false;
+    v.first_bad_seq = seq;
+    v.problem = std::move(problem);
+  };
   for (;;) {
     Result<bool> row = st->step();
     if (!row.ok()) return row.status();
@@ -211,21 +234,32 @@ Result<AuditVerification> verify_chain(sql::Db& db) {
     const int64_t seq = st->i64(0);
     ++v.rows;
     if (seq != expect) {
-      v.ok = false;
-      v.first_bad_seq = seq;
-      v.problem = "row " + std::to_string(expect) + " is missing (the next row is " + std::to_string(seq) + ")";
+      fail(seq, "row " + std::to_string(expect) + " is missing (the next row is " + std::to_string(seq) + ")");
       return v;
     }
-    const Hash h = audit_hash(prev, seq, st->i64(1), st->text(2), st->text(3), st->text(4));
+    const bool keyed = st->i64(6) != 0;
+    if (keyed && key.empty()) {
+      fail(seq, "row " + std::to_string(seq) + " is keyed: verifying it needs the audit key");
+      return v;
+    }
+    if (!keyed && keyed_seen) {
+      fail(seq, "row " + std::to_string(seq) + " is not keyed after keyed rows (written without the key)");
+      return v;
+    }
+    const Hash h = audit_hash(keyed ? key : std::string_view(), prev, seq, st->i64(1), st->text(2), st->text(3), st->text(4));
     const std::string stored = st->blob(5);
-    if (stored.size() != h.size() || std::memcmp(stored.data(), h.data(), h.size()) != 0) {
-      v.ok = false;
-      v.first_bad_seq = seq;
-      v.problem = "row " + std::to_string(seq) + " does not match its hash (edited, or an earlier row was)";
+    if (stored.size() != h.size() || CRYPTO_memcmp(stored.data(), h.data(), h.size()) != 0) {
+      fail(seq, "row " + std::to_string(seq) + " does not match its " + (keyed ? "MAC" : "hash") +
+                    " (edited, or an earlier row was" + (keyed ? ", or another key" : "") + ")");
       return v;
     }
+    keyed_seen = keyed_seen || keyed;
+    last_keyed = keyed;
     prev.assign(reinterpret_cast<const char*>(h.data()), h.size());
     ++expect;
+  }
+  if (!key.empty() && v.rows > 0 && !last_keyed) {
+    fail(v.rows, "the chain ends with rows not keyed: it was rewritten without the audit key");
   }
   return v;
 }
@@ -234,11 +268,12 @@ Result<AuditVerification> verify_chain(sql::Db& db) {
 
 class StateStore::Impl {
  public:
+  friend class StateStore;
   Impl(std::string path, StateStoreOptions options) : path_(std::move(path)), options_(options) {}
 
   ~Impl() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
@@ -269,21 +304,64 @@ class StateStore::Impl {
       SN_RETURN_IF_ERROR(write_.exec("COMMIT"));
     }
     version_ = kSchemaVersion;
+    SN_RETURN_IF_ERROR(key_the_audit_log());
     Result<sql::Db> r = sql::Db::open(path_, SQLITE_OPEN_READONLY);
     if (!r.ok()) return r.status();
-    read_ = std::move(*r);
+    {
+      MutexLock lock(read_mu_);
+      read_ = std::move(*r);
+    }
     writer_ = std::thread([this] { writer_main(); });
     return Status::ok();
   }
 
   int64_t version() const { return version_; }
 
+  // With an audit key: the last row must verify under it (else the log was written with
+  // another key: refuse to open rather than fork the chain), and a log that ends unkeyed
+  // (older rows, from before the key) gets a keyed row now, so that a chain later
+  // recomputed without the key shows.
+  Status key_the_audit_log() {
+    if (options_.audit_key.empty()) return Status::ok();
+    Result<sql::Stmt> st =
+        write_.prepare("SELECT seq, time_us, actor, action, detail, hash, mac FROM audit ORDER BY seq DESC LIMIT 2");
+    if (!st.ok()) return st.status();
+    struct Row {
+      int64_t seq = 0, time_us = 0, mac = 0;
+      std::string actor, action, detail, hash;
+    };
+    std::vector<Row> rows;
+    for (;;) {
+      Result<bool> more = st->step();
+      if (!more.ok()) return more.status();
+      if (!*more) break;
+      rows.push_back({st->i64(0), st->i64(1), st->i64(6), st->text(2), st->text(3), st->text(4), st->blob(5)});
+    }
+    if (!rows.empty() && rows[0].mac != 0) {
+      const std::string prev = rows.size() > 1 ? rows[1].hash : std::string(32, '\0');
+      const Row& r = rows[0];
+      const Hash h = audit_hash(options_.audit_key, prev, r.seq, r.time_us, r.actor, r.action, r.detail);
+      if (r.hash.size() != h.size() || CRYPTO_memcmp(r.hash.data(), h.data(), h.size()) != 0) {
+        return Status::invalid_argument("state db " + path_, "the audit log's last row (" + std::to_string(r.seq) +
+                                                                 ") does not verify under this audit key: another key "
+                                                                 "wrote it, or the row was edited");
+      }
+      return Status::ok();
+    }
+    SN_RETURN_IF_ERROR(write_.exec("BEGIN IMMEDIATE"));
+    Status s = append_audit(write_, "supernoded", "audit.keyed", "audit rows from here on carry an HMAC-SHA-256");
+    if (s.is_ok()) return write_.exec("COMMIT");
+    (void)write_.exec("ROLLBACK");
+    return s;
+  }
+  const std::string& audit_key() const { return options_.audit_key; }
+
   // Runs `f` on the writer thread inside one transaction; waits for it.
   Status write(std::function<Status(sql::Db&)> f) {
     std::promise<Status> done;
     std::future<Status> result = done.get_future();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       tasks_.push_back([f = std::move(f), &done](sql::Db& db) {
         Status s = db.exec("BEGIN IMMEDIATE");
         if (s.is_ok()) {
@@ -304,12 +382,12 @@ class StateStore::Impl {
   // Runs `f` with the read connection.
   template <class F>
   auto read(F&& f) const {
-    std::lock_guard<std::mutex> lock(read_mu_);
+    MutexLock lock(read_mu_);
     return f(const_cast<sql::Db&>(read_));
   }
 
   void add_usage(std::string_view key_id, int64_t minute, int64_t prompt, int64_t completion) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     Counts& c = usage_[{std::string(key_id), minute}];
     c.requests += 1;
     c.prompt += prompt;
@@ -320,8 +398,9 @@ class StateStore::Impl {
     return write([this](sql::Db& db) { return write_usage(db); });
   }
 
-  // Appends an audit row inside the caller's write transaction.
-  static Status append_audit(sql::Db& db, std::string_view actor, std::string_view action, std::string_view detail) {
+  // Appends an audit row inside the caller's write transaction (keyed when the store has
+  // an audit key).
+  Status append_audit(sql::Db& db, std::string_view actor, std::string_view action, std::string_view detail) const {
     Result<sql::Stmt> last = db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
     if (!last.ok()) return last.status();
     Result<bool> row = last->step();
@@ -329,10 +408,18 @@ class StateStore::Impl {
     const int64_t seq = *row ? last->i64(0) + 1 : 1;
     const std::string prev = *row ? last->blob(1) : std::string(32, '\0');
     const int64_t t = now_us();
-    const Hash h = audit_hash(prev, seq, t, actor, action, detail);
-    Result<sql::Stmt> ins = db.prepare("INSERT INTO audit(seq, time_us, actor, action, detail, hash) VALUES(?,?,?,?,?,?)");
+    const Hash h = audit_hash(options_.audit_key, prev, seq, t, actor, action, detail);
+    Result<sql::Stmt> ins =
+        db.prepare("INSERT INTO audit(seq, time_us, actor, action, detail, hash, mac) VALUES(?,?,?,?,?,?,?)");
     if (!ins.ok()) return ins.status();
-    return ins->bind(1, seq).bind(2, t).bind(3, actor).bind(4, action).bind(5, detail).bind_blob(6, h).run();
+    return ins->bind(1, seq)
+        .bind(2, t)
+        .bind(3, actor)
+        .bind(4, action)
+        .bind(5, detail)
+        .bind_blob(6, h)
+        .bind(7, int64_t{options_.audit_key.empty() ? 0 : 1})
+        .run();
   }
 
   const std::string& path() const { return path_; }
@@ -345,7 +432,7 @@ class StateStore::Impl {
   Status write_usage(sql::Db& db) {
     std::map<std::pair<std::string, int64_t>, Counts> batch;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       batch.swap(usage_);
     }
     if (batch.empty()) return Status::ok();
@@ -359,7 +446,7 @@ class StateStore::Impl {
       Status s = st->bind(1, k.first).bind(2, k.second).bind(3, c.requests).bind(4, c.prompt).bind(5, c.completion).run();
       if (!s.is_ok()) {
         // Put the unwritten counts back for the next flush (the transaction rolls back).
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         for (const auto& [k2, c2] : batch) {
           Counts& into = usage_[k2];
           into.requests += c2.requests;
@@ -386,17 +473,24 @@ class StateStore::Impl {
       std::function<void(sql::Db&)> task;
       bool flush = false;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_until(lock, next_flush, [&] { return stop_ || !tasks_.empty(); });
-        if (!tasks_.empty()) {
-          task = std::move(tasks_.front());
-          tasks_.pop_front();
-        } else if (stop_) {
-          lock.unlock();
+        bool closing = false;
+        {
+          MutexLock lock(mu_);
+          while (!(stop_ || !tasks_.empty())) {
+            if (!cv_.wait_until(mu_, next_flush)) break;
+          }
+          if (!tasks_.empty()) {
+            task = std::move(tasks_.front());
+            tasks_.pop_front();
+          } else if (stop_) {
+            closing = true;
+          } else {
+            flush = true;
+          }
+        }
+        if (closing) {
           flush_on_writer(/*closing=*/true);  // the last counts (and key-use summary) before closing
           return;
-        } else {
-          flush = true;
         }
       }
       if (task) task(write_);
@@ -433,19 +527,37 @@ class StateStore::Impl {
     }
   }
 
+  // The authorization cache (authorize()): by key id, the key's salt and hash and what it
+  // authorizes (nullopt: no such key, or revoked). A reader fills it only when no change
+  // happened since it began reading (auth_generation_), so a stale row never lands.
+  struct AuthEntry {
+    std::string salt, hash;
+    std::optional<Principal> principal;
+  };
+  static constexpr size_t kAuthCacheMax = 65536;
+  mutable Mutex auth_mu_;
+  mutable std::unordered_map<std::string, AuthEntry> auth_cache_ SN_GUARDED_BY(auth_mu_);
+  mutable uint64_t auth_generation_ SN_GUARDED_BY(auth_mu_) = 0;
+
+  void auth_changed() {
+    MutexLock lock(auth_mu_);
+    ++auth_generation_;
+    auth_cache_.clear();
+  }
+
   std::string path_;
   StateStoreOptions options_;
   int64_t version_ = 0;
   sql::Db write_;                  // writer thread only (after open)
-  sql::Db read_;
-  mutable std::mutex read_mu_;     // guards read_
-  std::mutex mu_;                  // guards tasks_, usage_, stop_
-  std::condition_variable cv_;
-  std::deque<std::function<void(sql::Db&)>> tasks_;
-  std::map<std::pair<std::string, int64_t>, Counts> usage_;
+  mutable Mutex read_mu_;
+  sql::Db read_ SN_GUARDED_BY(read_mu_);
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void(sql::Db&)>> tasks_ SN_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int64_t>, Counts> usage_ SN_GUARDED_BY(mu_);
   std::map<std::string, Counts> key_use_;  // since the last key-use audit rows; writer thread only
   std::chrono::steady_clock::time_point last_key_use_ = std::chrono::steady_clock::now();
-  bool stop_ = false;
+  bool stop_ SN_GUARDED_BY(mu_) = false;
   std::thread writer_;
 };
 
@@ -557,6 +669,9 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
   if (options.usage_flush_interval_ms <= 0) {
     return Status::invalid_argument("state store", "usage flush interval must be positive");
   }
+  if (!options.audit_key.empty() && options.audit_key.size() < 16) {
+    return Status::invalid_argument("state store", "the audit key must be at least 16 bytes");
+  }
   auto impl = std::make_unique<Impl>(path, options);
   SN_RETURN_IF_ERROR(impl->open());
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
@@ -564,7 +679,8 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
 
 int64_t StateStore::schema_version() const { return impl_->version(); }
 
-Result<std::optional<NewApiKey>> StateStore::bootstrap() {
+Result<std::optional<NewApiKey>> StateStore::bootstrap(const Limits& tenant_limits) {
+  SN_RETURN_IF_ERROR(check_limits(tenant_limits));
   std::optional<NewApiKey> out;
   Status s = impl_->write([&](sql::Db& db) -> Status {
     Result<sql::Stmt> n = db.prepare("SELECT COUNT(*) FROM tenants");
@@ -572,11 +688,12 @@ Result<std::optional<NewApiKey>> StateStore::bootstrap() {
     Result<bool> row = n->step();
     if (!row.ok()) return row.status();
     if (n->i64(0) > 0) return Status::ok();
-    Result<TenantRecord> t = insert_tenant(db, "default", {});
+    Result<TenantRecord> t = insert_tenant(db, "default", tenant_limits);
     if (!t.ok()) return t.status();
     Result<NewApiKey> k = insert_key(db, *t, {}, "initial key");
     if (!k.ok()) return k.status();
-    SN_RETURN_IF_ERROR(Impl::append_audit(db, "supernoded", "bootstrap", "tenant default, key " + k->record.key_id));
+    SN_RETURN_IF_ERROR(impl_->append_audit(db, "supernoded", "bootstrap",
+                                          "tenant default (" + describe(tenant_limits) + "), key " + k->record.key_id));
     out = std::move(*k);
     return Status::ok();
   });
@@ -591,7 +708,7 @@ Result<TenantRecord> StateStore::create_tenant(std::string_view name, const Limi
   Status s = impl_->write([&](sql::Db& db) -> Status {
     Result<TenantRecord> t = insert_tenant(db, name, limits);
     if (!t.ok()) return t.status();
-    SN_RETURN_IF_ERROR(Impl::append_audit(db, actor, "tenant.create", std::string(name) + ": " + describe(limits)));
+    SN_RETURN_IF_ERROR(impl_->append_audit(db, actor, "tenant.create", std::string(name) + ": " + describe(limits)));
     out = std::move(*t);
     return Status::ok();
   });
@@ -621,13 +738,17 @@ Result<std::optional<TenantRecord>> StateStore::find_tenant(std::string_view nam
 
 Status StateStore::set_tenant_limits(std::string_view name, const Limits& limits, std::string_view actor) {
   SN_RETURN_IF_ERROR(check_limits(limits));
+  struct Invalidate {
+    Impl& impl;
+    ~Invalidate() { impl.auth_changed(); }
+  } invalidate{*impl_};
   return impl_->write([&](sql::Db& db) -> Status {
     Result<sql::Stmt> st = db.prepare("UPDATE tenants SET rpm = ?, tpm = ?, concurrency = ?, models = ? WHERE name = ?");
     if (!st.ok()) return st.status();
     SN_RETURN_IF_ERROR(
         st->bind(1, limits.rpm).bind(2, limits.tpm).bind(3, limits.concurrency).bind(4, join_models(limits.models)).bind(5, name).run());
     if (sqlite3_changes(db.raw()) == 0) return Status::not_found("tenant " + std::string(name), "no such tenant");
-    return Impl::append_audit(db, actor, "tenant.limits", std::string(name) + ": " + describe(limits));
+    return impl_->append_audit(db, actor, "tenant.limits", std::string(name) + ": " + describe(limits));
   });
 }
 
@@ -642,12 +763,13 @@ Result<NewApiKey> StateStore::create_key(std::string_view tenant, const Limits& 
     if (!*t) return Status::not_found("tenant " + std::string(tenant), "no such tenant");
     Result<NewApiKey> k = insert_key(db, **t, limits, label);
     if (!k.ok()) return k.status();
-    SN_RETURN_IF_ERROR(Impl::append_audit(db, actor, "key.create",
+    SN_RETURN_IF_ERROR(impl_->append_audit(db, actor, "key.create",
                                           "key " + k->record.key_id + " for tenant " + std::string(tenant) + ": " +
                                               describe(limits)));
     out = std::move(*k);
     return Status::ok();
   });
+  impl_->auth_changed();  // the new id may be cached as unknown
   if (!s.is_ok()) return s;
   return std::move(*out);
 }
@@ -678,12 +800,16 @@ Result<std::vector<ApiKeyRecord>> StateStore::list_keys(std::string_view tenant)
 }
 
 Status StateStore::revoke_key(std::string_view key_id, std::string_view actor) {
+  struct Invalidate {
+    Impl& impl;
+    ~Invalidate() { impl.auth_changed(); }
+  } invalidate{*impl_};
   return impl_->write([&](sql::Db& db) -> Status {
     Result<sql::Stmt> st = db.prepare("UPDATE api_keys SET revoked_us = COALESCE(revoked_us, ?) WHERE key_id = ?");
     if (!st.ok()) return st.status();
     SN_RETURN_IF_ERROR(st->bind(1, now_us()).bind(2, key_id).run());
     if (sqlite3_changes(db.raw()) == 0) return Status::not_found("key " + std::string(key_id), "no such key");
-    return Impl::append_audit(db, actor, "key.revoke", "key " + std::string(key_id));
+    return impl_->append_audit(db, actor, "key.revoke", "key " + std::string(key_id));
   });
 }
 
@@ -720,6 +846,62 @@ Result<std::optional<ApiKeyRecord>> StateStore::authenticate(std::string_view ke
   });
 }
 
+Result<std::optional<Principal>> StateStore::authorize(std::string_view key) const {
+  const size_t secret_len = (kSecretBytes * 8 + 5) / 6;
+  if (key.size() != kKeyPrefix.size() + kKeyIdLen + 1 + secret_len || key.substr(0, kKeyPrefix.size()) != kKeyPrefix ||
+      key[kKeyPrefix.size() + kKeyIdLen] != '-') {
+    return std::optional<Principal>();
+  }
+  const std::string key_id(key.substr(kKeyPrefix.size(), kKeyIdLen));
+  const std::string_view secret = key.substr(kKeyPrefix.size() + kKeyIdLen + 1);
+  auto check = [&](const Impl::AuthEntry& e) -> std::optional<Principal> {
+    if (!e.principal) return std::nullopt;
+    const Hash h = sha256(e.salt + std::string(secret));
+    if (e.hash.size() != h.size() || CRYPTO_memcmp(e.hash.data(), h.data(), h.size()) != 0) return std::nullopt;
+    return e.principal;
+  };
+  uint64_t generation = 0;
+  {
+    MutexLock lock(impl_->auth_mu_);
+    auto it = impl_->auth_cache_.find(key_id);
+    if (it != impl_->auth_cache_.end()) return check(it->second);
+    generation = impl_->auth_generation_;
+  }
+  Result<Impl::AuthEntry> entry = impl_->read([&](sql::Db& db) -> Result<Impl::AuthEntry> {
+    Result<sql::Stmt> st = db.prepare(
+        "SELECT k.salt, k.hash, k.rpm, k.tpm, k.concurrency, k.models, k.label, k.created_us, k.revoked_us, t.name "
+        "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = ?");
+    if (!st.ok()) return st.status();
+    st->bind(1, key_id);
+    Result<bool> row = st->step();
+    if (!row.ok()) return row.status();
+    Impl::AuthEntry e;
+    if (!*row || !st->is_null(8)) return e;  // unknown or revoked
+    e.salt = st->blob(0);
+    e.hash = st->blob(1);
+    Principal p;
+    p.key.key_id = key_id;
+    p.key.limits = limits_from(*st, 2);
+    p.key.label = st->text(6);
+    p.key.created_us = st->i64(7);
+    p.key.tenant = st->text(9);
+    Result<std::optional<TenantRecord>> t = tenant_by_name(db, p.key.tenant);
+    if (!t.ok()) return t.status();
+    if (!*t) return e;
+    p.tenant = std::move(**t);
+    e.principal = std::move(p);
+    return e;
+  });
+  if (!entry.ok()) return entry.status();
+  std::optional<Principal> out = check(*entry);
+  MutexLock lock(impl_->auth_mu_);
+  if (impl_->auth_generation_ == generation) {
+    if (impl_->auth_cache_.size() >= Impl::kAuthCacheMax) impl_->auth_cache_.clear();
+    impl_->auth_cache_.emplace(key_id, std::move(*entry));
+  }
+  return out;
+}
+
 void StateStore::record_usage(std::string_view key_id, int64_t minute, int64_t prompt_tokens, int64_t completion_tokens) {
   impl_->add_usage(key_id, minute, prompt_tokens, completion_tokens);
 }
@@ -746,7 +928,7 @@ Result<std::vector<UsageRow>> StateStore::usage(int64_t since_minute, std::strin
 }
 
 Status StateStore::audit(std::string_view actor, std::string_view action, std::string_view detail) {
-  return impl_->write([&](sql::Db& db) { return Impl::append_audit(db, actor, action, detail); });
+  return impl_->write([&](sql::Db& db) { return impl_->append_audit(db, actor, action, detail); });
 }
 
 Result<std::vector<AuditRecord>> StateStore::audit_log(int64_t after_seq, int64_t limit) const {
@@ -768,7 +950,7 @@ Result<std::vector<AuditRecord>> StateStore::audit_log(int64_t after_seq, int64_
 }
 
 Result<AuditVerification> StateStore::verify_audit() const {
-  return impl_->read([&](sql::Db& db) { return verify_chain(db); });
+  return impl_->read([&](sql::Db& db) { return verify_chain(db, impl_->audit_key()); });
 }
 
 Status StateStore::set_setting(std::string_view key, std::string_view value, std::string_view actor) {
@@ -777,7 +959,7 @@ Status StateStore::set_setting(std::string_view key, std::string_view value, std
     Result<sql::Stmt> st = db.prepare("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     if (!st.ok()) return st.status();
     SN_RETURN_IF_ERROR(st->bind(1, key).bind(2, value).run());
-    return Impl::append_audit(db, actor, "setting.set", std::string(key));
+    return impl_->append_audit(db, actor, "setting.set", std::string(key));
   });
 }
 
@@ -801,7 +983,7 @@ Status StateStore::put_model(const ModelRecord& m, std::string_view actor) {
         "path = excluded.path, sha256 = excluded.sha256, bytes = excluded.bytes, added_us = excluded.added_us");
     if (!st.ok()) return st.status();
     SN_RETURN_IF_ERROR(st->bind(1, m.id).bind(2, m.path).bind(3, m.sha256).bind(4, m.bytes).bind(5, m.added_us).run());
-    return Impl::append_audit(db, actor, "model.put", m.id + " " + m.path + " sha256 " + m.sha256);
+    return impl_->append_audit(db, actor, "model.put", m.id + " " + m.path + " sha256 " + m.sha256);
   });
 }
 
@@ -826,7 +1008,7 @@ Status StateStore::remove_model(std::string_view id, std::string_view actor) {
     if (!st.ok()) return st.status();
     SN_RETURN_IF_ERROR(st->bind(1, id).run());
     if (sqlite3_changes(db.raw()) == 0) return Status::not_found("model " + std::string(id), "not in the catalog");
-    return Impl::append_audit(db, actor, "model.remove", std::string(id));
+    return impl_->append_audit(db, actor, "model.remove", std::string(id));
   });
 }
 
@@ -856,7 +1038,7 @@ Status StateStore::add_moderation_term(std::string_view term, std::string_view s
     if (!st.ok()) return st.status();
     SN_RETURN_IF_ERROR(st->bind(1, t).bind(2, scope).bind(3, now_us()).run());
     // The term itself is not written to the audit log (it may be sensitive); its size is.
-    return Impl::append_audit(db, actor, "moderation.add", std::string(scope) + " term of " + std::to_string(t.size()) + " bytes");
+    return impl_->append_audit(db, actor, "moderation.add", std::string(scope) + " term of " + std::to_string(t.size()) + " bytes");
   });
 }
 
@@ -867,7 +1049,7 @@ Status StateStore::remove_moderation_term(std::string_view term, std::string_vie
     if (!st.ok()) return st.status();
     SN_RETURN_IF_ERROR(st->bind(1, t).run());
     if (sqlite3_changes(db.raw()) == 0) return Status::not_found("moderation term", "not in the list");
-    return Impl::append_audit(db, actor, "moderation.remove", "term of " + std::to_string(t.size()) + " bytes");
+    return impl_->append_audit(db, actor, "moderation.remove", "term of " + std::to_string(t.size()) + " bytes");
   });
 }
 
@@ -912,7 +1094,7 @@ Status StateStore::backup(const std::string& path) const {
   return Status::ok();
 }
 
-Result<AuditVerification> check_state_file(const std::string& path) {
+Result<AuditVerification> check_state_file(const std::string& path, std::string_view audit_key) {
   Result<sql::Db> db = sql::Db::open(path, SQLITE_OPEN_READONLY);
   if (!db.ok()) return db.status();
   Result<sql::Stmt> ic = db->prepare("PRAGMA integrity_check");
@@ -925,7 +1107,7 @@ Result<AuditVerification> check_state_file(const std::string& path) {
   if (*v < 1 || *v > kSchemaVersion) {
     return Status::corruption("state file " + path, "schema version " + std::to_string(*v) + " is not one this build knows");
   }
-  return verify_chain(*db);
+  return verify_chain(*db, audit_key);
 }
 
 }  // namespace sn::storage

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "supernode/storage/crc32c.h"
 #include "supernode/storage/disk_block_store.h"
 #include "supernode/storage/fault_injection_env.h"
 #include "test_support.h"
@@ -508,4 +509,44 @@ TEST(DiskBlockStore, KeysAndDropNotificationsMirrorTheIndex) {
   listed.clear();
   for (const BlockKey& k : store->keys()) listed.insert(k.lo);
   CHECK_TRUE(listed == mirror);
+}
+
+// Regression: block files were world-readable and trusted on a CRC alone, which anyone able
+// to write the directory can recompute. With a MAC key a forged block is dropped, not served.
+TEST(DiskBlockStore, WithAMacKeyForgedBlocksAreDroppedAndFilesArePrivate) {
+  DiskBlockStoreOptions o = options();
+  o.mac_key = std::string(32, 'k');
+  const std::string good = payload(1, 1, 256);
+  {
+    std::unique_ptr<DiskBlockStore> store = open(o);
+    check_ok(store->put(key(1), good));
+    check_ok(store->put(key(2), payload(2, 1, 256)));
+  }
+  CHECK_EQUAL(0600, static_cast<int>(std::filesystem::status(file_of(key(1))).permissions() & std::filesystem::perms::all));
+  // Someone without the key edits block 2's payload and fixes both CRCs, as a CRC allows.
+  std::string bytes = sn::testing::read_file(file_of(key(2)));
+  bytes[kBlockHeaderBytes + 10] = static_cast<char>(bytes[kBlockHeaderBytes + 10] ^ 0x5a);
+  auto put_u32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  put_u32(40, crc32c_extend(crc32c(std::string_view(bytes.data(), 40)),
+                            std::string_view(bytes.data() + kBlockHeaderBytes, bytes.size() - kBlockHeaderBytes)));
+  put_u32(60, crc32c(std::string_view(bytes.data(), 60)));
+  sn::testing::write_file(file_of(key(2)), bytes);
+  {
+    // Without the key the forgery passes every check: the CRC-only store serves it.
+    DiskBlockStoreOptions plain = options();
+    std::unique_ptr<DiskBlockStore> store = open(plain);
+    std::optional<std::string> forged = get_or_fail(*store, key(2));
+    CHECK_TRUE(forged.has_value() && *forged != payload(2, 1, 256));
+  }
+  std::unique_ptr<DiskBlockStore> store = open(o);
+  check_returns(*store, key(1), good);
+  CHECK_FALSE(get_or_fail(*store, key(2)).has_value());
+  LONGS_EQUAL(1, store->stats().corrupt_dropped);
+  // A store under another key serves none of them.
+  store.reset();
+  o.mac_key = std::string(32, 'x');
+  std::unique_ptr<DiskBlockStore> other = open(o);
+  CHECK_FALSE(get_or_fail(*other, key(1)).has_value());
 }

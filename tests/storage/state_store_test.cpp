@@ -56,13 +56,17 @@ TEST_GROUP(StateStore) {
 TEST(StateStore, MigratesAnEmptyFileAndReopens) {
   {
     std::unique_ptr<StateStore> s = open_store(path);
-    LONGS_EQUAL(2, s->schema_version());
+    LONGS_EQUAL(3, s->schema_version());
     check_ok(s->create_tenant("acme", {}, "test").status());
   }
-  // A database of schema 1 (before the moderation terms) gets migration 2 and keeps its rows.
-  raw_sql(path, "DROP TABLE moderation_terms; PRAGMA user_version = 1;");
+  // A database of schema 1 (before the moderation terms and keyed audit rows) gets
+  // migrations 2 and 3 and keeps its rows.
+  raw_sql(path,
+          "DROP TABLE moderation_terms; CREATE TABLE a2 AS SELECT seq, time_us, actor, action, detail, hash FROM audit; "
+          "DROP TABLE audit; ALTER TABLE a2 RENAME TO audit; PRAGMA user_version = 1;");
   std::unique_ptr<StateStore> s = open_store(path);
-  LONGS_EQUAL(2, s->schema_version());
+  LONGS_EQUAL(3, s->schema_version());
+  CHECK_TRUE(s->verify_audit()->ok);
   check_ok(s->add_moderation_term("x", "input", "test"));
   sn::Result<std::optional<TenantRecord>> t = s->find_tenant("acme");
   check_ok(t.status());
@@ -361,4 +365,74 @@ TEST(StateStore, ModerationTermsAreKeptAndAudited) {
   check_ok(s->remove_moderation_term("FORBIDDEN WORD", "test"));
   CHECK_FALSE(s->remove_moderation_term("forbidden word", "test").is_ok());
   LONGS_EQUAL(1, static_cast<long>(s->list_moderation_terms()->size()));
+}
+
+// Regression: the audit chain was an unkeyed hash that anyone able to write the database
+// could recompute after an edit. With a key (kept outside the database) rows carry an HMAC.
+TEST(StateStore, AKeyedAuditChainCannotBeRecomputedWithoutTheKey) {
+  const std::string key(32, 'k');
+  {
+    // Rows from before the key stay plain; the first open with a key appends a keyed row.
+    std::unique_ptr<StateStore> s = open_store(path);
+    check_ok(s->create_tenant("acme", {}, "admin").status());
+  }
+  auto open_keyed = [&](const std::string& k) {
+    return StateStore::open(path, {.usage_flush_interval_ms = 1000, .key_use_audit_interval_ms = 0, .audit_key = k});
+  };
+  {
+    sn::Result<std::unique_ptr<StateStore>> s = open_keyed(key);
+    check_ok(s.status());
+    check_ok((*s)->audit("admin", "model.load", "m"));
+    sn::Result<AuditVerification> v = (*s)->verify_audit();
+    check_ok(v.status());
+    CHECK_TEXT(v->ok, v->problem.c_str());
+    LONGS_EQUAL(3, v->rows);  // tenant.create (plain), audit.keyed, model.load
+    STRCMP_EQUAL("audit.keyed", (*s)->audit_log()->at(1).action.c_str());
+  }
+  CHECK_TRUE(check_state_file(path, key)->ok);
+  CHECK_FALSE(check_state_file(path)->ok);  // keyed rows need the key
+  CHECK_FALSE(open_keyed(std::string(32, 'x')).ok());  // another key: refused, not forked
+  CHECK_FALSE(open_keyed("short").ok());
+  // Someone with the file edits a row and rewrites every later row as plain SHA-256 (all an
+  // unkeyed chain needed): with the key, verification fails.
+  {
+    sn::Result<std::unique_ptr<StateStore>> plain = StateStore::open(dir->file("forged.db"));
+    check_ok(plain.status());
+    check_ok((*plain)->create_tenant("acme", {}, "admin").status());
+    check_ok((*plain)->audit("admin", "nothing", "happened"));
+  }
+  raw_sql(path, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; DELETE FROM audit; "
+                "ATTACH '" + dir->file("forged.db") + "' AS f; INSERT INTO audit SELECT * FROM f.audit;");
+  sn::Result<AuditVerification> v = check_state_file(path, key);
+  check_ok(v.status());
+  CHECK_FALSE(v->ok);
+  CHECK_TRUE(v->problem.find("without the audit key") != std::string::npos);
+}
+
+// The key/tenant cache behind authorize(): answers from memory after the first request of
+// a key, still checks the secret every time, and forgets at once on revoke or new limits.
+TEST(StateStore, AuthorizeIsCachedAndRevocationTakesEffectAtOnce) {
+  std::unique_ptr<StateStore> s = open_store(path);
+  check_ok(s->create_tenant("acme", {.rpm = 5}, "test").status());
+  sn::Result<NewApiKey> k = s->create_key("acme", {}, "", "test");
+  check_ok(k.status());
+  for (int i = 0; i < 3; ++i) {
+    sn::Result<std::optional<Principal>> p = s->authorize(k->key);
+    check_ok(p.status());
+    CHECK_TRUE(p->has_value());
+    LONGS_EQUAL(5, (*p)->tenant.limits.rpm);
+    STRCMP_EQUAL("acme", (*p)->key.tenant.c_str());
+  }
+  std::string wrong = k->key;
+  wrong.back() = wrong.back() == 'A' ? 'B' : 'A';
+  CHECK_FALSE(s->authorize(wrong)->has_value());  // a cached id with a wrong secret
+  check_ok(s->set_tenant_limits("acme", {.rpm = 7}, "test"));
+  LONGS_EQUAL(7, (*s->authorize(k->key))->tenant.limits.rpm);
+  check_ok(s->revoke_key(k->record.key_id, "test"));
+  CHECK_FALSE(s->authorize(k->key)->has_value());
+  // Unknown ids are remembered as unknown, and a key created later is found.
+  const std::string unknown = "sk-sn-0123456789abcdef-" + std::string(43, 'A');
+  CHECK_FALSE(s->authorize(unknown)->has_value());
+  sn::Result<NewApiKey> k2 = s->create_key("acme", {}, "", "test");
+  CHECK_TRUE(s->authorize(k2->key)->has_value());
 }

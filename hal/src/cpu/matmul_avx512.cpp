@@ -109,22 +109,6 @@ SN_INLINE __m512i nibbles1(const uint8_t* qs) {
   return _mm512_zextsi256_si512(t);
 }
 
-// Word indices into the 36 bytes of two q4_0 blocks (d0 at word 0, qs0 at words 1..8, d1 at
-// word 9, qs1 at words 10..17): qs as [qs0, qs0, qs1, qs1] and d as [d0 x8, d1 x8].
-struct Q4_0Index {
-  int16_t qs[32];
-  int16_t d[32];
-};
-constexpr Q4_0Index make_q4_0_index() {
-  Q4_0Index x{};
-  for (int l = 0; l < 32; ++l) {
-    x.qs[l] = static_cast<int16_t>((l < 16 ? 1 : 10) + l % 8);
-    x.d[l] = static_cast<int16_t>(l < 8 ? 0 : l < 16 ? 9 : 0);
-  }
-  return x;
-}
-alignas(64) constexpr Q4_0Index kQ4_0Index = make_q4_0_index();
-
 struct Q4_0 {
   using Block = BlockQ4_0;
   static constexpr int kShift = 3;  // offset 8

@@ -1,6 +1,7 @@
-// Clang thread-safety annotations (checked with -Wthread-safety in the clang CI build;
-// no-ops elsewhere). Use SN_GUARDED_BY(mu_) on shared state and SN_REQUIRES(mu_) on
-// functions that expect the lock held.
+// Clang thread-safety annotations (checked with -Wthread-safety by
+// scripts/check-thread-safety.sh in CI; no-ops elsewhere). Use them with sn::Mutex
+// (supernode/base/mutex.h): SN_GUARDED_BY(mu_) on shared state, SN_REQUIRES(mu_) on
+// functions that expect the lock held, SN_EXCLUDES(mu_) on those that take it.
 #pragma once
 
 #if defined(__clang__)
@@ -10,6 +11,9 @@
 #endif
 
 #define SN_CAPABILITY(x) SN_THREAD_ANNOTATION(capability(x))
+#define SN_SCOPED_CAPABILITY SN_THREAD_ANNOTATION(scoped_lockable)
+#define SN_TRY_ACQUIRE(...) SN_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
+#define SN_RETURN_CAPABILITY(x) SN_THREAD_ANNOTATION(lock_returned(x))
 #define SN_GUARDED_BY(x) SN_THREAD_ANNOTATION(guarded_by(x))
 #define SN_PT_GUARDED_BY(x) SN_THREAD_ANNOTATION(pt_guarded_by(x))
 #define SN_REQUIRES(...) SN_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))

@@ -88,10 +88,17 @@ struct GgufTensor {
   [[nodiscard]] int64_t n_elements() const;
 };
 
+// How open() holds the file. kMapped maps it (shares the page cache; cheap; tools). kPrivate
+// reads the whole file into anonymous memory at open, so that the file being truncated or
+// rewritten later cannot fault the process (a truncated mapping is SIGBUS, even for pages
+// already copied on write): for a server that keeps a model for days while an admin may
+// replace its file. Costs a read of the whole file at open.
+enum class GgufOpenMode : uint8_t { kMapped, kPrivate };
+
 class GgufFile {
  public:
   // Maps and validates `path`.
-  [[nodiscard]] static Result<GgufFile> open(const std::string& path);
+  [[nodiscard]] static Result<GgufFile> open(const std::string& path, GgufOpenMode mode = GgufOpenMode::kMapped);
   // Validates a copy of `bytes` held in memory; `name` stands for the path in messages.
   [[nodiscard]] static Result<GgufFile> from_bytes(std::string name, std::string_view bytes);
 

@@ -70,7 +70,8 @@ class Model {
  public:
   // Maps, validates (metadata, every tensor's presence, shape and type) and prepares the
   // tokenizer. Errors name the file and the key or tensor at fault.
-  [[nodiscard]] static Result<std::unique_ptr<Model>> load(const std::string& path);
+  [[nodiscard]] static Result<std::unique_ptr<Model>> load(const std::string& path,
+                                                           GgufOpenMode mode = GgufOpenMode::kMapped);
   // The same over an already opened file (vocabulary-only files fail: no tensors).
   [[nodiscard]] static Result<std::unique_ptr<Model>> from_gguf(GgufFile file);
 
@@ -196,7 +197,6 @@ class Session {
   [[nodiscard]] int32_t max_tokens() const { return max_tokens_; }
 
  private:
-  const Model& model_;
   KvCache cache_;
   Forward forward_;
   int32_t max_tokens_;

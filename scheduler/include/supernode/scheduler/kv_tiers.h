@@ -34,13 +34,11 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -48,6 +46,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "supernode/base/mutex.h"
 #include "supernode/base/status.h"
 #include "supernode/base/thread_annotations.h"
 #include "supernode/scheduler/block_hash.h"
@@ -85,6 +84,7 @@ struct KvTiersConfig {
   uint64_t disk_min_free_bytes = 0;     // left free on each disk
   bool int8 = false;                    // keep tiers 2-3 blocks as int8 with per-row scales
   std::string model_id;                 // the model's identity: disk blocks of another are foreign
+  std::string disk_mac_key;             // authenticates disk blocks (DiskBlockStoreOptions::mac_key)
 };
 
 // Counters since open; blocks_* and bytes_* of the disk are current values.
@@ -224,10 +224,12 @@ class KvTiers {
   void lru_push_front(int32_t slot) SN_REQUIRES(mu_);
   void lru_unlink(int32_t slot) SN_REQUIRES(mu_);
 
-  void io_main();
-  void run_write(const WriteJob& job);
-  void run_fetch(const FetchJob& job);
-  void on_disk_drop(const storage::BlockKey& key);
+  // demote() under the lock; true when the I/O thread got a write to do.
+  bool demote_locked(int32_t block, const BlockHash& key) SN_EXCLUDES(mu_);
+  void io_main() SN_EXCLUDES(mu_);
+  void run_write(const WriteJob& job) SN_EXCLUDES(mu_);
+  void run_fetch(const FetchJob& job) SN_EXCLUDES(mu_);
+  void on_disk_drop(const storage::BlockKey& key) SN_EXCLUDES(mu_);
   void snapshot_disk_stats() SN_REQUIRES(mu_);
 
   KvBlockIo& io_;
@@ -242,9 +244,9 @@ class KvTiers {
   std::vector<std::byte> scratch_;  // engine thread: one F16 block for int8 encode/decode
   std::unique_ptr<storage::DiskBlockStore> store_;  // touched by the I/O thread only (after open)
 
-  mutable std::mutex mu_;
-  std::condition_variable io_cv_;    // work for the I/O thread, or stop
-  std::condition_variable done_cv_;  // a fetch finished, or the write queue drained
+  mutable Mutex mu_;
+  CondVar io_cv_;    // work for the I/O thread, or stop
+  CondVar done_cv_;  // a fetch finished, or the write queue drained
   std::vector<Slot> slots_ SN_GUARDED_BY(mu_);
   std::vector<int32_t> free_slots_ SN_GUARDED_BY(mu_);
   int32_t lru_head_ SN_GUARDED_BY(mu_) = -1;

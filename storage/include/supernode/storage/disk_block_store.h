@@ -13,16 +13,19 @@
 //
 // On disk: one file per block, `<dir>/<32 hex digits of the key>.blk`, a 64-byte header and
 // the payload (layout in src/block_format.h):
-//   0 magic "SNKV" | 4 format version (u16) | 6 header bytes (u16) | 8 model id hash (u64,
+//   0 magic "SNKV" | 4 format version (u16, 2) | 6 header bytes (u16) | 8 model id hash (u64,
 //   FNV-1a of model_id) | 16 key hi | 24 key lo | 32 payload bytes (u64) | 40 CRC-32C of
-//   bytes 0..40 then the payload | 44 zero | 60 CRC-32C of bytes 0..60.  Little-endian.
+//   bytes 0..40 then the payload | 44 HMAC-SHA-256 of bytes 0..44 then the payload under
+//   the store's mac_key, first 16 bytes (zero without a key) | 60 CRC-32C of bytes 0..60.
+//   Little-endian. Files are created mode 0600.
 // Writes are atomic: the block goes to `<key>.tmp`, is fsynced, renamed over `<key>.blk`,
 // and the directory is fsynced, so after a crash a block is absent or whole, never torn,
 // and a put that returned ok survives. Open removes leftover .tmp files.
 //
 // Trust: open checks each header (its CRC, magic, version, model id hash, the key against
 // the file name, the length against the file size and block_bytes); get checks the header
-// again and the CRC over header and payload. A block failing any check is deleted, counted
+// again, the CRC over header and payload and, with a mac_key, the MAC. A block failing any
+// check (blocks of format 1, from before the MAC, among them) is deleted, counted
 // in corrupt_dropped and reported as a miss; it is never returned.
 //
 // Placement and capacity: a new block goes to dirs[key.lo % dirs.size()], or the next
@@ -80,6 +83,12 @@ struct DiskBlockStoreOptions {
   uint64_t capacity_bytes = 0;    // cap per directory, headers included. REQUIRES: > 0.
   uint64_t block_bytes = 0;       // every payload's size; 0 accepts any size
   std::string model_id;           // blocks written under another model id are dropped
+  // A secret key: each block then carries an HMAC-SHA-256 (truncated to 16 bytes) of its
+  // header and payload, and get() returns only blocks whose MAC verifies under this key,
+  // so a block planted or altered by someone who can write the directory but lacks the key
+  // is dropped, not served (a CRC alone is no defence against a deliberate edit). Empty:
+  // CRC only.
+  std::string mac_key;
   uint64_t min_free_bytes = 0;    // left free on each disk for others
   uint64_t free_space_probe_interval_us = 30'000'000;
   // Called (on the caller's thread, inside the call that decided it) whenever a block leaves

@@ -23,7 +23,9 @@
 //
 // Audit: each row's hash is SHA-256 over the previous row's hash and the row's fields, each
 // length-framed, so editing, inserting or deleting a row breaks every later hash;
-// verify_audit() recomputes the chain.
+// verify_audit() recomputes the chain. With an audit key (StateStoreOptions::audit_key)
+// the hash is an HMAC under it: rows before the key stay plain, every row after is keyed,
+// and the chain must end keyed.
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once
@@ -64,6 +66,12 @@ struct ApiKeyRecord {
   std::string label;
   int64_t created_us = 0;
   std::optional<int64_t> revoked_us;
+};
+
+// A live key and its tenant: what an API request is authorized as.
+struct Principal {
+  ApiKeyRecord key;
+  TenantRecord tenant;
 };
 
 struct NewApiKey {
@@ -119,6 +127,11 @@ struct StateStoreOptions {
   // Every this often the audit log gets one "key.use" row per key used since the last one
   // (requests, prompt and completion tokens); also at close. 0: never.
   int64_t key_use_audit_interval_ms = 300000;
+  // The audit key (raw bytes, at least 16): rows are then chained by HMAC-SHA-256 under it,
+  // so that someone able to write the database but without the key (kept outside it: the
+  // service's credentials directory) cannot recompute the chain after an edit. Empty: plain
+  // SHA-256 (anyone able to write the file can recompute it).
+  std::string audit_key;
 };
 
 class StateStore {
@@ -136,9 +149,10 @@ class StateStore {
   // The schema version in force (the number of migrations applied).
   [[nodiscard]] int64_t schema_version() const;
 
-  // On a database without tenants: creates tenant "default" and one API key for it, and
-  // returns the key (to be written where the admin can read it). nullopt otherwise.
-  [[nodiscard]] Result<std::optional<NewApiKey>> bootstrap();
+  // On a database without tenants: creates tenant "default" (with `tenant_limits`) and one
+  // API key for it, and returns the key (to be written where the admin can read it).
+  // nullopt otherwise.
+  [[nodiscard]] Result<std::optional<NewApiKey>> bootstrap(const Limits& tenant_limits = {});
 
   // Tenants. Names: 1-64 of [A-Za-z0-9._-]. create_tenant fails with invalid_argument when
   // the name is taken or malformed.
@@ -157,6 +171,12 @@ class StateStore {
   // The live (not revoked) key whose secret matches, or nullopt for anything else
   // (malformed, unknown, wrong secret, revoked). Never logs or stores `key`.
   [[nodiscard]] Result<std::optional<ApiKeyRecord>> authenticate(std::string_view key) const;
+  // authenticate() and the key's tenant in one step, answered from memory after the first
+  // request of a key (the secret is still checked, in constant time, every time). Every
+  // change of keys or tenants through this store (create, revoke, limits) empties the
+  // cache, so a revoked key fails from the next request on. Unknown key ids are cached as
+  // such too (bounded), so random keys cost no database read after the first.
+  [[nodiscard]] Result<std::optional<Principal>> authorize(std::string_view key) const;
 
   // Usage: counted in memory now, written at the next flush (the writer thread flushes every
   // usage_flush_interval_ms). Never fails; the counts are lost only if the process dies
@@ -201,6 +221,7 @@ class StateStore {
 // Checks a backup (or any state file) before a restore: opens it read-only, runs SQLite's
 // integrity check and verifies the audit chain. The daemon restores by replacing state.db
 // with a checked file while stopped.
-[[nodiscard]] Result<AuditVerification> check_state_file(const std::string& path);
+// `audit_key`: the key its keyed rows were written with (empty: a keyed row fails).
+[[nodiscard]] Result<AuditVerification> check_state_file(const std::string& path, std::string_view audit_key = {});
 
 }  // namespace sn::storage
