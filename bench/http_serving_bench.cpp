@@ -64,6 +64,7 @@ struct Options {
   std::string key, model;
   long long streams = 16, requests = 32, max_tokens = 64, prompt_tokens = 128;
   long long vocab = 32000, bos = 1, seed = 1234, warmup = 1;
+  long long metrics_port = 0;  // the daemon's metrics listener on the same host; 0: none
   bool json = false;
 };
 
@@ -333,23 +334,21 @@ class Bench {
   }
 
   // The engine's counters for the model from GET /metrics, on a connection of its own;
-  // left empty when the key may not read them.
+  // left empty without --metrics-port.
   struct EngineCounters {
     std::optional<double> steps, preemptions, tokens_computed;
   };
 
   net::awaitable<void> fetch_metrics(EngineCounters* into) {
+    if (o_.metrics_port == 0) co_return;
     Connection c(ioc_);
-    const std::string saved = error_;
-    if (!co_await connect(c)) {
-      error_ = saved;
-      co_return;
-    }
-    http::request<http::empty_body> req{http::verb::get, o_.base_path + "/metrics", 11};
-    req.set(http::field::host, o_.host + ":" + o_.port);
-    req.set(http::field::authorization, "Bearer " + o_.key);
-    http::response<http::string_body> res;
     boost::system::error_code ec;
+    const tcp::endpoint at(endpoint_.address(), static_cast<uint16_t>(o_.metrics_port));
+    co_await c.stream.async_connect(at, net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return;
+    http::request<http::empty_body> req{http::verb::get, "/metrics", 11};
+    req.set(http::field::host, o_.host + ":" + std::to_string(o_.metrics_port));
+    http::response<http::string_body> res;
     co_await http::async_write(c.stream, req, net::redirect_error(net::use_awaitable, ec));
     if (!ec) co_await http::async_read(c.stream, c.buffer, res, net::redirect_error(net::use_awaitable, ec));
     if (ec || res.result() != http::status::ok) co_return;
@@ -496,6 +495,8 @@ int main(int argc, char** argv) {
                  {{"--bos"}, "ID", "the model's BOS id, put first in every prompt (-1: none)", "1"},
                  {{"--seed"}, "N", "seed of the random prompts", "1234"},
                  {{"--warmup"}, "N", "unmeasured requests (2 tokens each) before the run", "1"},
+                 {{"--metrics-port"}, "PORT", "the daemon's metrics listener on the same host, for steps and "
+                  "preemptions (0: none)", "0"},
                  {{"--json"}, "", "print one JSON object instead of a table", ""}});
   const sn::Status parsed = args.parse(argc, argv, 1);
   if (args.help_requested()) {
@@ -530,8 +531,10 @@ int main(int argc, char** argv) {
   sn::Result<long long> bos = args.integer("--bos", 1, -1, (1LL << 31) - 1);
   sn::Result<long long> seed = args.integer("--seed", 1234, 0, (1LL << 62));
   sn::Result<long long> warmup = args.integer("--warmup", 1, 0, 1000);
+  sn::Result<long long> metrics_port = args.integer("--metrics-port", 0, 0, 65535);
   for (const sn::Status* s : {&streams.status(), &requests.status(), &max_tokens.status(), &prompt_tokens.status(),
-                              &vocab.status(), &bos.status(), &seed.status(), &warmup.status()}) {
+                              &vocab.status(), &bos.status(), &seed.status(), &warmup.status(),
+                              &metrics_port.status()}) {
     if (!s->is_ok()) return usage_error(*s);
   }
   if (*bos >= *vocab) {
@@ -546,6 +549,7 @@ int main(int argc, char** argv) {
   o.bos = *bos;
   o.seed = *seed;
   o.warmup = *warmup;
+  o.metrics_port = *metrics_port;
   o.json = args.has("--json");
   return Bench(std::move(o)).run();
 }

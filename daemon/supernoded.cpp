@@ -11,6 +11,8 @@
 // are drained and unloaded); other changes need a restart and say so. SIGTERM/SIGINT drain:
 // new completions get 503, requests in flight finish within server.drain_timeout_s, exit.
 #include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,13 +36,16 @@
 #include <vector>
 
 #include "supernode/base/args.h"
+#include "supernode/base/mutex.h"
 #include "supernode/daemon/admin.h"
 #include "supernode/daemon/config.h"
 #include "supernode/daemon/log.h"
 #include "supernode/daemon/model_registry.h"
+#include "supernode/base/secret_file.h"
 #include "supernode/daemon/server.h"
 #include "supernode/daemon/systemd.h"
 #include "supernode/daemon/tls.h"
+#include "supernode/storage/audit_key.h"
 #include "supernode/storage/state_store.h"
 
 namespace {
@@ -73,7 +78,7 @@ std::string socket_address(int fd) {
 
 // Options of every model host, from the configuration.
 sn::daemon::ModelHostOptions host_options(const sn::daemon::DaemonConfig& cfg, const std::string& id,
-                                          const std::string& path) {
+                                          const std::string& path, const std::string& kv_mac_key) {
   sn::daemon::ModelHostOptions o;
   o.id = id;
   o.path = path;
@@ -82,6 +87,8 @@ sn::daemon::ModelHostOptions host_options(const sn::daemon::DaemonConfig& cfg, c
   o.max_seqs = cfg.engine.max_seqs;
   o.batch_tokens = cfg.engine.batch_tokens;
   o.kv_blocks = cfg.engine.kv_blocks;
+  o.max_waiting = cfg.engine.max_waiting;
+  o.max_waiting_per_tenant = cfg.engine.max_waiting_per_tenant;
   if (cfg.kv.host_mb > 0) {
     o.tiers.host_bytes = static_cast<uint64_t>(cfg.kv.host_mb) << 20;
     o.tiers.int8 = cfg.kv.int8;
@@ -89,6 +96,7 @@ sn::daemon::ModelHostOptions host_options(const sn::daemon::DaemonConfig& cfg, c
       // One subdirectory per model: a directory's blocks of another model count as foreign.
       for (const std::string& d : cfg.kv.disk_dirs) o.tiers.disk_dirs.push_back(d + "/" + id);
       o.tiers.disk_bytes_per_dir = static_cast<uint64_t>(cfg.kv.disk_mb) << 20;
+      o.tiers.disk_mac_key = kv_mac_key;
     }
   }
   return o;
@@ -96,9 +104,25 @@ sn::daemon::ModelHostOptions host_options(const sn::daemon::DaemonConfig& cfg, c
 
 // Wakes the watchdog thread early at exit.
 struct Stopper {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;
+  sn::Mutex mu;
+  sn::CondVar cv;
+  bool stop SN_GUARDED_BY(mu) = false;
+  // Waits up to `period`; true once stopping was asked for.
+  bool wait(std::chrono::microseconds period) SN_EXCLUDES(mu) {
+    const auto deadline = std::chrono::steady_clock::now() + period;
+    sn::MutexLock lock(mu);
+    while (!stop) {
+      if (!cv.wait_until(mu, deadline)) break;
+    }
+    return stop;
+  }
+  void request() SN_EXCLUDES(mu) {
+    {
+      sn::MutexLock lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+  }
 };
 
 }  // namespace
@@ -143,34 +167,61 @@ int main(int argc, char** argv) {
   if (fs_ec) return fail(sn::Status::io_error("state directory " + cfg.state_dir, fs_ec.message()));
   sn::storage::StateStoreOptions store_options;
   store_options.usage_flush_interval_ms = cfg.usage.flush_ms;
+  sn::Result<sn::storage::AuditKey> audit_key = sn::storage::load_audit_key(cfg.state_dir, cfg.audit.key_file, true);
+  if (!audit_key.ok()) return fail(audit_key.status());
+  store_options.audit_key = audit_key->key;
+  sn::daemon::log(LogLevel::kInfo, std::string("audit log keyed by ") + audit_key->path +
+                                       (audit_key->created ? " (made now; keep a copy with the backups)" : ""));
   sn::Result<std::unique_ptr<sn::storage::StateStore>> state =
       sn::storage::StateStore::open(cfg.state_dir + "/state.db", store_options);
   if (!state.ok()) return fail(state.status());
-  sn::Result<std::optional<sn::storage::NewApiKey>> first = (*state)->bootstrap();
+  const sn::storage::Limits default_limits{.rpm = cfg.quotas.default_rpm,
+                                           .tpm = cfg.quotas.default_tpm,
+                                           .concurrency = cfg.quotas.default_concurrency,
+                                           .models = {}};
+  sn::Result<std::optional<sn::storage::NewApiKey>> first = (*state)->bootstrap(default_limits);
   if (!first.ok()) return fail(first.status());
   if (*first) {
     const std::string key_path = cfg.state_dir + "/initial-api-key";
-    {
-      std::ofstream out(key_path, std::ios::trunc);
-      out << (*first)->key << "\n";
-      if (!out) return fail(sn::Status::io_error(key_path, "cannot write the initial API key"));
+    if (sn::Status s = sn::write_secret_file(key_path, (*first)->key + "\n"); !s.is_ok()) {
+      return fail(s.with_context("cannot write the initial API key"));
     }
-    ::chmod(key_path.c_str(), 0600);
     sn::daemon::log(LogLevel::kInfo, "created tenant 'default' and its first API key; the key is in " + key_path,
                     {.tenant = "default", .key_id = (*first)->record.key_id});
   }
 
+  // The disk KV tier's MAC key, derived from the audit key (one secret to keep): blocks
+  // planted or edited by someone who can write the KV directories are never served.
+  std::string kv_mac_key(32, '\0');
+  {
+    unsigned len = 0;
+    const std::string label = "supernode-kv-block-mac-v1";
+    HMAC(EVP_sha256(), audit_key->key.data(), static_cast<int>(audit_key->key.size()),
+         reinterpret_cast<const unsigned char*>(label.data()), label.size(), reinterpret_cast<unsigned char*>(kv_mac_key.data()),
+         &len);
+  }
   // The engine configuration as of start: models loaded later (admin socket, SIGHUP) get it too.
   const sn::daemon::DaemonConfig start_cfg = cfg;
   sn::daemon::ModelRegistry registry(
-      [&start_cfg](const std::string& id, const std::string& path) -> sn::Result<std::shared_ptr<sn::daemon::ModelHost>> {
+      [&start_cfg, &state_store = **state, &kv_mac_key](const std::string& id,
+                                           const std::string& path) -> sn::Result<std::shared_ptr<sn::daemon::ModelHost>> {
         sn::daemon::notify_status("loading model " + id);
         sn::daemon::notify_extend_timeout(std::chrono::minutes(5));
         sn::daemon::log(LogLevel::kInfo, "loading model from " + path, {.model = id});
         const auto t0 = std::chrono::steady_clock::now();
-        sn::Result<std::unique_ptr<sn::daemon::ModelHost>> h =
-            sn::daemon::ModelHost::load(host_options(start_cfg, id, path));
+        sn::daemon::ModelHostOptions options = host_options(start_cfg, id, path, kv_mac_key);
+        // The KV identity: the catalog's sha256 of an imported file; else a fingerprint.
+        if (sn::Result<std::vector<sn::storage::ModelRecord>> cat = state_store.list_models(); cat.ok()) {
+          for (const sn::storage::ModelRecord& m : *cat) {
+            if (m.path == path && !m.sha256.empty()) options.identity = "sha256:" + m.sha256;
+          }
+        }
+        sn::Result<std::unique_ptr<sn::daemon::ModelHost>> h = sn::daemon::ModelHost::load(options);
         if (!h.ok()) return h.status();
+        if ((*h)->chat_template() == nullptr) {
+          sn::daemon::log(LogLevel::kWarning,
+                          "serving completions only: " + (*h)->chat_template_status().to_string(), {.model = id});
+        }
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         char took[64];
         std::snprintf(took, sizeof took, "serving the model (loaded in %.1f s)", s);
@@ -199,6 +250,9 @@ int main(int argc, char** argv) {
                                .max_header_bytes = static_cast<size_t>(cfg.server.max_header_bytes),
                                .idle_timeout_s = cfg.server.idle_timeout_s};
   so.io_nice = cfg.server.io_nice;
+  so.max_connections = cfg.server.max_connections;
+  so.max_connections_per_address = cfg.server.max_connections_per_address;
+  so.metrics_listen = cfg.metrics.listen;
   if (!activated.empty()) so.listen_fd = activated.front();
   if (!cfg.plain_http) {
     so.tls_cert = cfg.tls.cert;
@@ -216,7 +270,10 @@ int main(int argc, char** argv) {
   sn::daemon::Server server(so, **state, registry, moderation);
   if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
   const auto drain = std::chrono::seconds(cfg.server.drain_timeout_s);
-  sn::daemon::AdminServer admin({.socket_path = cfg.admin_socket, .models_dir = cfg.state_dir + "/models", .drain = drain},
+  sn::daemon::AdminServer admin({.socket_path = cfg.admin_socket,
+                                 .models_dir = cfg.state_dir + "/models",
+                                 .drain = drain,
+                                 .default_tenant_limits = default_limits},
                                 **state, registry, moderation);
   if (sn::Status s = admin.start(); !s.is_ok()) {
     // The API serves without it; the admin CLI then says it cannot connect.
@@ -229,6 +286,11 @@ int main(int argc, char** argv) {
   sn::daemon::log(LogLevel::kInfo, std::string("listening on ") + scheme + "://" + host + ":" +
                                        std::to_string(server.port()) + (activated.empty() ? "" : " (socket activation)") +
                                        "; OpenAI API under /v1, key in " + cfg.state_dir + "/initial-api-key");
+  if (server.metrics_port() != 0) {
+    const std::string mhost = cfg.metrics.listen.substr(0, cfg.metrics.listen.rfind(':'));
+    sn::daemon::log(LogLevel::kInfo, "metrics on " + mhost + ":" + std::to_string(server.metrics_port()) + "/metrics");
+    std::printf("metrics %s:%u\n", mhost.c_str(), server.metrics_port());
+  }
   // The tests and scripts read the bound port from this line.
   std::printf("listening %s:%u\n", host.c_str(), server.port());
   std::fflush(stdout);
@@ -241,8 +303,7 @@ int main(int argc, char** argv) {
   if (std::optional<std::chrono::microseconds> every = sn::daemon::watchdog_interval()) {
     watchdog = std::thread([&registry, &stopper, period = *every / 2] {
       std::map<const sn::daemon::ModelHost*, uint64_t> last;
-      std::unique_lock<std::mutex> lock(stopper.mu);
-      while (!stopper.cv.wait_for(lock, period, [&] { return stopper.stop; })) {
+      while (!stopper.wait(period)) {
         bool healthy = true;
         std::map<const sn::daemon::ModelHost*, uint64_t> now;
         for (const std::shared_ptr<sn::daemon::ModelHost>& h : registry.list()) {
@@ -315,11 +376,7 @@ int main(int argc, char** argv) {
                                   std::chrono::duration_cast<std::chrono::milliseconds>(
                                       drain_end - std::chrono::steady_clock::now())));
   server.stop();
-  {
-    std::lock_guard<std::mutex> lock(stopper.mu);
-    stopper.stop = true;
-  }
-  stopper.cv.notify_all();
+  stopper.request();
   if (watchdog.joinable()) watchdog.join();
   sn::daemon::log(LogLevel::kInfo, "stopped");
   return 0;

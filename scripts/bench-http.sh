@@ -61,7 +61,7 @@ work=(--streams "$streams" --requests "$requests" --max-tokens "$max_tokens" --p
 run_http() {
   local state="$tmp/state-$1" port key
   mkdir -p "$state"
-  local cmd=("$bin/supernoded" --plain-http --listen 127.0.0.1:0 --state-dir "$state" --admin-socket "$state/admin.sock"
+  local cmd=("$bin/supernoded" --plain-http --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir "$state" --admin-socket "$state/admin.sock"
              -t "$threads" --max-seqs "$streams" --context "$context" --kv-host-mb 0 -m "$model")
   # SUPERNODED_ARGS: more daemon flags, e.g. "--config FILE" (serve-bench has no lower KV tiers).
   if [ -n "${SUPERNODED_ARGS:-}" ]; then read -r -a more <<<"$SUPERNODED_ARGS"; cmd+=("${more[@]}"); fi
@@ -76,7 +76,9 @@ run_http() {
   port=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$state/stdout")
   [ -n "$port" ] || { cat "$state/stderr" >&2; echo "bench-http: supernoded did not start in 120 s" >&2; exit 1; }
   key=$(cat "$state/initial-api-key")
-  local bench=("$bin/supernode-http-bench" --url "http://127.0.0.1:$port" --key "$key" --model "$id" "${work[@]}"
+  local mport
+  mport=$(sed -n 's/^metrics .*:\([0-9]*\)$/\1/p' "$state/stdout")
+  local bench=("$bin/supernode-http-bench" --url "http://127.0.0.1:$port" --metrics-port "${mport:-0}" --key "$key" --model "$id" "${work[@]}"
                --vocab "$vocab" --bos "$bos" --warmup 1 --json)
   echo "\$ ${bench[*]/$key/KEY}" >&2
   "${bench[@]}" 2>/dev/null >"$tmp/$1.json" || { stop_daemon; cat "$state/stderr" >&2; exit 1; }

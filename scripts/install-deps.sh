@@ -6,7 +6,10 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config ccache python3
       libhwloc-dev libpcre2-dev cpputest libbenchmark-dev libsqlite3-dev libssl-dev
       libboost-dev nlohmann-json3-dev libtomlplusplus-dev libsystemd-dev prometheus curl
-      systemd)  # systemd: systemd-socket-activate for the daemon's socket-activation test
+      systemd   # systemd: systemd-socket-activate for the daemon's socket-activation test
+      openssl   # the TLS policy test (openssl s_client)
+      clang libclang-rt-14-dev  # the thread-safety analysis and the libFuzzer targets
+      wrk)      # the load test (tests/load)
 # Node.js and npm for the JavaScript daemon tests (tests/daemon/js): Debian's packages, only
 # when no `node` is on PATH at all, so a NodeSource or nvm install is left alone.
 if ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs npm); fi

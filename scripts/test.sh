@@ -3,9 +3,10 @@
 #  1. installs missing Debian packages (scripts/install-deps.sh);
 #  2. an ASan+UBSan build of the unit tests (build-asan/, without the CUDA backend: its
 #     device code is not sanitized, and the optimized build compiles it), run through ctest;
-#  3. the optimized build (build/) with every test (unit, model), run through ctest last,
-#     so its summary line closes the output; the npm packages of the JavaScript daemon
-#     tests (tests/daemon/js, ctest's daemon.openai) are installed into build/ first.
+#  3. the optimized build (build/), clang's thread-safety analysis over its sources, and
+#     every test (unit, model, slow: the loopback load test), run through ctest last, so
+#     its summary line closes the output; the npm packages of the JavaScript daemon tests
+#     (tests/daemon/js, ctest's daemon.openai) are installed into build/ first.
 # Labels gpu, browser and image are skipped when their hardware or tools are absent (gpu
 # runs when nvidia-smi lists a GPU; its tests also skip themselves without one).
 set -euo pipefail
@@ -24,6 +25,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "== optimized build (build/), all tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
+# Clang's thread-safety analysis (-Wthread-safety -Werror) over every translation unit of
+# the optimized build, parsed again with -fsyntax-only: no second build.
+echo "== clang -Wthread-safety (scripts/check-thread-safety.sh)"
+scripts/check-thread-safety.sh build
 scripts/make-test-models.sh build/models
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   tests/daemon/js/run.sh --install-only build/tests/daemon-js

@@ -2,11 +2,13 @@
 // few requests a day), one JSON line in, one JSON line out per connection.
 #include "supernode/daemon/admin.h"
 
+#include "supernode/base/mutex.h"
 #include "supernode/engine/gguf.h"
 
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -108,7 +110,7 @@ class AdminServer::Impl {
     if (thread_.joinable()) thread_.join();
     std::vector<Worker> workers;
     {
-      std::lock_guard<std::mutex> lock(workers_mu_);
+      MutexLock lock(workers_mu_);
       workers.swap(workers_);
     }
     for (Worker& w : workers) w.thread.join();
@@ -136,6 +138,11 @@ class AdminServer::Impl {
     std::string err;
     if (cmd == "tenants.create") {
       storage::Limits l;
+      if (!req.contains("rpm") || req["rpm"].is_null()) l.rpm = options_.default_tenant_limits.rpm;
+      if (!req.contains("tpm") || req["tpm"].is_null()) l.tpm = options_.default_tenant_limits.tpm;
+      if (!req.contains("concurrency") || req["concurrency"].is_null()) {
+        l.concurrency = options_.default_tenant_limits.concurrency;
+      }
       if (!read_limits(req, l, err)) return fail(err);
       Result<storage::TenantRecord> t = state_.create_tenant(str_or(req, "name"), l, actor);
       if (!t.ok()) return fail(t.status());
@@ -347,20 +354,49 @@ class AdminServer::Impl {
     std::filesystem::create_directories(options_.models_dir, ec);
     if (ec) return Status::io_error("models directory " + options_.models_dir, ec.message());
     const std::string dst = options_.models_dir + "/" + id + ".gguf";
-    const std::string part = dst + ".part";
-    const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    // One import per id at a time (a second one of the same id is refused, not mixed in).
+    {
+      MutexLock lock(importing_mu_);
+      if (!importing_.insert(id).second) return Status::invalid_argument(what, "model id '" + id + "' is being imported");
+    }
+    struct Done {
+      Impl& impl;
+      std::string id;
+      ~Done() {
+        MutexLock lock(impl.importing_mu_);
+        impl.importing_.erase(id);
+      }
+    } done_importing{*this, id};
+    // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; anything but a
+    // regular file is refused before it is read.
+    const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (in < 0) return Status::io_error(what, std::strerror(errno));
     struct stat st{};
     if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
       ::close(in);
       return Status::invalid_argument(what, "not a regular file");
     }
-    const int out = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    (void)::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
+    // Room for the copy, with a margin, before a byte is written.
+    struct statvfs vfs{};
+    if (::statvfs(options_.models_dir.c_str(), &vfs) == 0) {
+      const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+      const uint64_t need = static_cast<uint64_t>(st.st_size) + (64u << 20);
+      if (free_bytes < need) {
+        ::close(in);
+        return Status::resource_exhausted(what, "not enough free space in " + options_.models_dir + ": the file needs " +
+                                                    std::to_string(st.st_size >> 20) + " MiB (plus 64 MiB), " +
+                                                    std::to_string(free_bytes >> 20) + " MiB free");
+      }
+    }
+    std::string part = dst + ".part-XXXXXX";  // a temporary file of this import's own
+    const int out = ::mkostemp(part.data(), O_CLOEXEC);
     if (out < 0) {
       const std::string why = std::strerror(errno);
       ::close(in);
-      return Status::io_error("import to " + part, why);
+      return Status::io_error("import to " + dst, why);
     }
+    (void)::fchmod(out, 0640);
     EVP_MD_CTX* md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
     std::vector<char> buf(4u << 20);
@@ -396,6 +432,9 @@ class AdminServer::Impl {
       Result<engine::GgufFile> g = engine::GgufFile::open(part);
       if (!g.ok()) failed = Status::invalid_argument(what, "not a usable GGUF file: " + g.status().message());
     }
+    if (failed.is_ok() && ::access(dst.c_str(), F_OK) == 0) {
+      failed = Status::invalid_argument(what, dst + " exists already (left by an earlier import?); remove it first");
+    }
     if (failed.is_ok() && ::rename(part.c_str(), dst.c_str()) != 0) failed = Status::io_error(dst, std::strerror(errno));
     if (!failed.is_ok()) {
       ::unlink(part.c_str());
@@ -422,7 +461,7 @@ class AdminServer::Impl {
       if (::poll(&p, 1, 200) <= 0) continue;
       const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
-      std::lock_guard<std::mutex> lock(workers_mu_);
+      MutexLock lock(workers_mu_);
       // Join the connections that are over, then serve this one on a thread of its own.
       for (auto it = workers_.begin(); it != workers_.end();) {
         if (it->done->load()) {
@@ -485,8 +524,10 @@ class AdminServer::Impl {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
   };
-  std::mutex workers_mu_;
-  std::vector<Worker> workers_;  // one per connection, joined when over or at stop
+  Mutex workers_mu_;
+  Mutex importing_mu_;
+  std::set<std::string> importing_ SN_GUARDED_BY(importing_mu_);  // ids being imported
+  std::vector<Worker> workers_ SN_GUARDED_BY(workers_mu_);  // one per connection, joined when over or at stop
   int fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;

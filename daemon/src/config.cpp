@@ -276,8 +276,8 @@ Result<ParsedFile> parse_file(std::string_view text, const std::string& source) 
   DaemonConfig& c = out.config;
   Status err;
   TableReader top(root, "", source, out, err);
-  top.known_keys({"listen", "state_dir", "admin_socket", "plain_http", "tls", "models", "engine", "kv", "server", "usage",
-                  "log"},
+  top.known_keys({"listen", "state_dir", "admin_socket", "plain_http", "tls", "models", "engine", "kv", "server",
+                  "metrics", "quotas", "usage", "audit", "log"},
                  /*top_level=*/true);
   top.string("listen", c.listen);
   if (const toml::node* n = root.get("listen"); n != nullptr && err.is_ok()) {
@@ -300,12 +300,14 @@ Result<ParsedFile> parse_file(std::string_view text, const std::string& source) 
   }
   if (const toml::table* t = top.table("engine")) {
     TableReader r(*t, "engine", source, out, err);
-    r.known_keys({"threads", "context", "max_seqs", "batch_tokens", "kv_blocks"});
+    r.known_keys({"threads", "context", "max_seqs", "batch_tokens", "kv_blocks", "max_waiting", "max_waiting_per_tenant"});
     r.integer("threads", 0, 1024, c.engine.threads);
     r.integer("context", 16, 1 << 20, c.engine.context);
     r.integer("max_seqs", 1, 4096, c.engine.max_seqs);
     r.integer("batch_tokens", 16, 1 << 16, c.engine.batch_tokens);
     r.integer("kv_blocks", 0, 1 << 24, c.engine.kv_blocks);
+    r.integer("max_waiting", 1, 1 << 20, c.engine.max_waiting);
+    r.integer("max_waiting_per_tenant", 1, 1 << 20, c.engine.max_waiting_per_tenant);
   }
   if (const toml::table* t = top.table("kv")) {
     TableReader r(*t, "kv", source, out, err);
@@ -317,18 +319,43 @@ Result<ParsedFile> parse_file(std::string_view text, const std::string& source) 
   }
   if (const toml::table* t = top.table("server")) {
     TableReader r(*t, "server", source, out, err);
-    r.known_keys({"io_threads", "max_body_bytes", "max_header_bytes", "idle_timeout_s", "drain_timeout_s", "io_nice"});
+    r.known_keys({"io_threads", "max_body_bytes", "max_header_bytes", "idle_timeout_s", "drain_timeout_s", "io_nice",
+                  "max_connections", "max_connections_per_address"});
     r.integer("io_threads", 1, 256, c.server.io_threads);
     r.integer("max_body_bytes", 1 << 10, int64_t{1} << 30, c.server.max_body_bytes);
     r.integer("max_header_bytes", 1 << 10, 1 << 20, c.server.max_header_bytes);
     r.integer("idle_timeout_s", 1, 86400, c.server.idle_timeout_s);
     r.integer("drain_timeout_s", 0, 3600, c.server.drain_timeout_s);
     r.integer("io_nice", 0, 19, c.server.io_nice);
+    r.integer("max_connections", 1, 1 << 20, c.server.max_connections);
+    r.integer("max_connections_per_address", 1, 1 << 20, c.server.max_connections_per_address);
+  }
+  if (const toml::table* t = top.table("metrics")) {
+    TableReader r(*t, "metrics", source, out, err);
+    r.known_keys({"listen"});
+    r.string("listen", c.metrics.listen);
+    if (const toml::node* n = t->get("listen"); n != nullptr && err.is_ok() && !c.metrics.listen.empty()) {
+      if (std::string p = listen_problem(c.metrics.listen); !p.empty()) {
+        r.fail(n->source(), "listen", p + ", got " + quote_value(c.metrics.listen));
+      }
+    }
+  }
+  if (const toml::table* t = top.table("quotas")) {
+    TableReader r(*t, "quotas", source, out, err);
+    r.known_keys({"default_rpm", "default_tpm", "default_concurrency"});
+    r.integer("default_rpm", 0, int64_t{1} << 40, c.quotas.default_rpm);
+    r.integer("default_tpm", 0, int64_t{1} << 40, c.quotas.default_tpm);
+    r.integer("default_concurrency", 0, 1 << 20, c.quotas.default_concurrency);
   }
   if (const toml::table* t = top.table("usage")) {
     TableReader r(*t, "usage", source, out, err);
     r.known_keys({"flush_ms"});
     r.integer("flush_ms", 10, 60000, c.usage.flush_ms);
+  }
+  if (const toml::table* t = top.table("audit")) {
+    TableReader r(*t, "audit", source, out, err);
+    r.known_keys({"key_file"});
+    r.path("key_file", c.audit.key_file);
   }
   if (const toml::table* t = top.table("log")) {
     TableReader r(*t, "log", source, out, err);
@@ -372,6 +399,7 @@ struct Blame {
   std::string plain_http;
   std::string tls;  // empty: no TLS files were given
   std::string models;
+  std::string metrics;  // metrics.listen
 };
 
 std::string file_blame(const ParsedFile& f, const std::string& key) {
@@ -380,7 +408,8 @@ std::string file_blame(const ParsedFile& f, const std::string& key) {
 }
 
 Blame file_blames(const ParsedFile& f) {
-  Blame b{.plain_http = file_blame(f, "plain_http"), .tls = {}, .models = file_blame(f, "models")};
+  Blame b{.plain_http = file_blame(f, "plain_http"), .tls = {}, .models = file_blame(f, "models"),
+          .metrics = file_blame(f, "metrics.listen")};
   for (const char* key : {"tls.cert", "tls.key"}) {
     if (auto it = f.where.find(key); it != f.where.end()) {
       b.tls = std::string("[tls] ") + (key + 4) + " (" + it->second + ")";
@@ -393,6 +422,16 @@ Blame file_blames(const ParsedFile& f) {
 Status cross_check(const DaemonConfig& c, const Blame& blame) {
   if (c.plain_http && !is_loopback(c.listen)) {
     return Status::invalid_argument(blame.plain_http, "refused on the non-loopback address " + c.listen);
+  }
+  if (!c.metrics.listen.empty()) {
+    if (c.plain_http && !is_loopback(c.metrics.listen)) {
+      return Status::invalid_argument(blame.metrics, "plain HTTP (plain_http) is refused on the non-loopback address " +
+                                                         c.metrics.listen);
+    }
+    if (c.metrics.listen == c.listen && c.listen.substr(c.listen.rfind(':')) != ":0") {
+      return Status::invalid_argument(blame.metrics, "must differ from the API's listen address " + c.listen +
+                                                         ": tenants' keys never reach the metrics");
+    }
   }
   if (c.plain_http && !blame.tls.empty()) {
     return Status::invalid_argument(blame.plain_http, "cannot be combined with " + blame.tls);
@@ -456,6 +495,7 @@ sn::Args daemon_args() {
        {{"--kv-host-mb"}, "MIB", "host-RAM KV cache tier, 0 for none", "1024"},
        {{"--kv-disk-mb"}, "MIB", "disk KV cache tier per directory, 0 for none", "8192"},
        {{"--kv-int8"}, "", "keep host-RAM and disk KV blocks as int8", ""},
+       {{"--metrics-listen"}, "HOST:PORT", "where Prometheus scrapes /metrics (\"\" for none)", "127.0.0.1:9464"},
        {{"--log-level"}, "LEVEL", "debug, info, warning or error", "info"},
        {{"--log-prompts"}, "", "allow prompt text in the log", ""}});
 }
@@ -512,6 +552,13 @@ Result<DaemonConfig> resolve_config(const sn::Args& parsed, const std::string& d
   SN_RETURN_IF_ERROR(flag_int("--kv-host-mb", c.kv.host_mb, 0, kMaxHostMb));
   SN_RETURN_IF_ERROR(flag_int("--kv-disk-mb", c.kv.disk_mb, 0, kMaxDiskMb));
   if (parsed.has("--kv-int8")) c.kv.int8 = true;
+  if (std::optional<std::string> v = parsed.value("--metrics-listen")) {
+    if (std::string p = listen_problem(*v); !v->empty() && !p.empty()) {
+      return Status::invalid_argument("supernoded", "option '--metrics-listen' " + p + ", got '" + *v + "'");
+    }
+    c.metrics.listen = *v;
+    blame.metrics = "--metrics-listen";
+  }
   if (std::optional<std::string> v = parsed.value("--log-level")) {
     const std::optional<LogLevel> l = parse_log_level(*v);
     if (!l) {

@@ -1,4 +1,5 @@
 // The daemon's logging: stderr lines or journal entries. See log.h.
+#include "supernode/base/mutex.h"
 #include "supernode/daemon/log.h"
 
 #include <sys/stat.h>
@@ -20,7 +21,7 @@ namespace {
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
 std::atomic<bool> g_prompts{false};
 // Keeps lines of concurrent writers whole; a single write() already does for short lines.
-std::mutex g_stderr_mu;
+sn::Mutex g_stderr_mu;
 
 int priority_of(LogLevel level) {
   switch (level) {
@@ -112,7 +113,7 @@ void send_to_journal(LogLevel level, std::string_view message, const LogFields& 
     // journald is gone (stopping, or restarting): keep the entry on stderr, which the
     // journal's stream reads once it is back.
     const std::string line = format_log_line(level, message, fields);
-    std::lock_guard<std::mutex> lock(g_stderr_mu);
+    sn::MutexLock lock(g_stderr_mu);
     write_all(STDERR_FILENO, line);
   }
 }
@@ -188,7 +189,7 @@ void log(LogLevel level, std::string_view message, const LogFields& fields) {
     return;
   }
   const std::string line = format_log_line(level, message, fields);
-  std::lock_guard<std::mutex> lock(g_stderr_mu);
+  sn::MutexLock lock(g_stderr_mu);
   write_all(STDERR_FILENO, line);
 }
 

@@ -58,7 +58,7 @@ void Metrics::Histogram::observe(double v) {
 
 void Metrics::request_done(const std::string& model, const std::string& tenant, int status, int64_t prompt_tokens,
                            int64_t completion_tokens, double ttft_s, double tpot_s, double e2e_s) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   PerModel& m = models_[model];
   ++m.requests[{tenant, status}];
   m.prompt_tokens[tenant] += prompt_tokens;
@@ -69,13 +69,13 @@ void Metrics::request_done(const std::string& model, const std::string& tenant, 
 }
 
 void Metrics::request_refused(const std::string& route, int status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   ++refused_[{route, status}];
 }
 
 std::string Metrics::render(const std::vector<ModelHost*>& hosts) const {
   std::string o;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   head(o, "supernode_requests_total", "counter", "Completed API requests by model, tenant and HTTP status.");
   for (const auto& [model, m] : models_) {
     for (const auto& [k, n] : m.requests) {

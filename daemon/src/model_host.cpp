@@ -4,14 +4,75 @@
 // passed through the stop-string matcher, then handed to the request's sink.
 #include "supernode/daemon/model_host.h"
 
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <limits>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <utility>
+#include <vector>
 
 #include "supernode/base/check.h"
 
 namespace sn::daemon {
+
+Result<std::string> model_fingerprint(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error(path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return Status::io_error(path, std::strerror(errno));
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  Status err;
+  auto hash = [&](uint64_t off, uint64_t len) {
+    std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(len, 1 << 20)));
+    while (len > 0 && err.is_ok()) {
+      const ssize_t n = ::pread(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(len, buf.size())), static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = Status::io_error(path, n < 0 ? std::strerror(errno) : "shorter than its size");
+        break;
+      }
+      EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+      off += static_cast<uint64_t>(n);
+      len -= static_cast<uint64_t>(n);
+    }
+  };
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    ::close(fd);
+    return Status::internal(path, "SHA-256 unavailable");
+  }
+  EVP_DigestUpdate(ctx.get(), &size, sizeof size);
+  constexpr uint64_t kHead = 16u << 20, kSample = 4096, kSamples = 1024;
+  hash(0, std::min(size, kHead));
+  if (size > kHead) {
+    for (uint64_t i = 0; i < kSamples && err.is_ok(); ++i) {
+      const uint64_t off = kHead + (size - kHead) / kSamples * i;
+      hash(off, std::min(kSample, size - off));
+    }
+  }
+  ::close(fd);
+  if (!err.is_ok()) return err;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  std::string out = "fp:";
+  char hex[3];
+  for (unsigned i = 0; i < len; ++i) {
+    std::snprintf(hex, sizeof hex, "%02x", md[i]);
+    out += hex;
+  }
+  return out;
+}
 
 ModelHost::ModelHost(const ModelHostOptions& options) : options_(options) {}
 
@@ -25,7 +86,8 @@ Result<std::unique_ptr<ModelHost>> ModelHost::load(const ModelHostOptions& optio
   h->created_s_ = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
-  Result<std::unique_ptr<engine::Model>> m = engine::Model::load(options.path);
+  // A private copy: the served file may be replaced or truncated while we serve it.
+  Result<std::unique_ptr<engine::Model>> m = engine::Model::load(options.path, engine::GgufOpenMode::kPrivate);
   if (!m.ok()) return m.status().with_context(what);
   h->model_ = std::move(*m);
   Result<engine::GgufChatTemplate> tmpl = engine::chat_template_from_gguf(h->model_->gguf());
@@ -46,7 +108,13 @@ Result<std::unique_ptr<ModelHost>> ModelHost::load(const ModelHostOptions& optio
   h->clock_ = std::make_unique<scheduler::SteadyClock>();
   constexpr int32_t kBlockSize = 16;
   scheduler::SchedulerConfig c;
-  c.model_id = options.id + "@" + options.path;
+  if (options.identity.empty()) {
+    Result<std::string> fp = model_fingerprint(options.path);
+    if (!fp.ok()) return fp.status().with_context(what);
+    c.model_id = *fp;
+  } else {
+    c.model_id = options.identity;
+  }
   c.kv.block_size = kBlockSize;
   c.kv.num_blocks = options.kv_blocks > 0 ? options.kv_blocks
                                           : options.max_seqs * ((options.context + kBlockSize - 1) / kBlockSize);
@@ -66,7 +134,7 @@ ModelHost::~ModelHost() { stop(); }
 
 void ModelHost::stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -74,17 +142,24 @@ void ModelHost::stop() {
 }
 
 bool ModelHost::wait_idle(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [&] { return in_flight_ == 0; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(mu_);
+  while (in_flight_ != 0) {
+    if (!idle_cv_.wait_until(mu_, deadline) && in_flight_ != 0) return false;
+  }
+  return true;
 }
 
 int32_t ModelHost::in_flight() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return in_flight_;
 }
 
-void ModelHost::request_ended() {
-  std::lock_guard<std::mutex> lock(mu_);
+void ModelHost::request_ended(const std::string& tenant) {
+  MutexLock lock(mu_);
+  if (auto it = tenant_in_flight_.find(tenant); it != tenant_in_flight_.end() && --it->second <= 0) {
+    tenant_in_flight_.erase(it);
+  }
   if (--in_flight_ == 0) idle_cv_.notify_all();
 }
 
@@ -103,12 +178,19 @@ Result<uint64_t> ModelHost::submit(HostRequest request, HostSink sink) {
     if (t < 0 || t >= n_vocab) return Status::invalid_argument("prompt", "token id " + std::to_string(t) + " out of range");
   }
   SN_RETURN_IF_ERROR(request.sampling.validate());
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (stop_) return Status::resource_exhausted("model " + options_.id, "shutting down");
   if (queued_ >= options_.max_waiting) {
     return Status::resource_exhausted("model " + options_.id,
                                       "busy: " + std::to_string(queued_) + " requests waiting; retry later");
   }
+  int32_t& mine = tenant_in_flight_[request.tenant];
+  if (mine >= options_.max_seqs + options_.max_waiting_per_tenant) {
+    return Status::resource_exhausted("model " + options_.id,
+                                      "busy: this tenant has " + std::to_string(mine) +
+                                          " requests running or waiting, its share; retry later");
+  }
+  ++mine;
   const uint64_t id = next_id_++;
   ++queued_;
   ++in_flight_;
@@ -118,13 +200,13 @@ Result<uint64_t> ModelHost::submit(HostRequest request, HostSink sink) {
 }
 
 void ModelHost::cancel(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   cancels_.push_back(id);
   cv_.notify_all();
 }
 
 ModelHost::Stats ModelHost::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
@@ -146,9 +228,11 @@ void ModelHost::finish(uint64_t id, Live& live, HostFinish how, const scheduler:
   ev.error = std::move(error);
   ev.metrics = metrics;
   HostSink sink = std::move(live.sink);
+  const std::string tenant = std::move(live.tenant);
   live_.erase(id);
   sink(ev);
-  request_ended();
+  sink = nullptr;  // its captures go before the request counts as ended
+  request_ended(tenant);
 }
 
 void ModelHost::deliver(const scheduler::RequestEvent& ev) {
@@ -173,6 +257,7 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     (void)loop_->cancel(ev.id);
     const std::optional<scheduler::RequestMetrics> m = loop_->scheduler().metrics(ev.id);
     HostSink sink = std::move(live.sink);
+    const std::string tenant = std::move(live.tenant);
     HostEvent last;
     last.text = std::move(out.text);
     last.logprobs = std::move(out.logprobs);
@@ -181,7 +266,8 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
     last.metrics = ev.finish ? ev.metrics : (m ? *m : ev.metrics);
     live_.erase(it);
     sink(last);
-    request_ended();
+    sink = nullptr;
+    request_ended(tenant);
     return;
   }
   if (ev.finish) {
@@ -201,7 +287,7 @@ void ModelHost::deliver(const scheduler::RequestEvent& ev) {
 
 void ModelHost::publish_stats() {
   const scheduler::SchedulerStats ss = loop_->scheduler().stats();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   queued_ = ss.waiting + static_cast<int32_t>(inbox_.size());
   stats_.running = ss.running;
   stats_.waiting = ss.waiting;
@@ -218,8 +304,8 @@ void ModelHost::engine_main() {
   std::vector<uint64_t> cancels;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || loop_->has_work(); });
+      MutexLock lock(mu_);
+      while (!(stop_ || !inbox_.empty() || !cancels_.empty() || loop_->has_work())) cv_.wait(mu_);
       if (stop_) break;
       progress_.fetch_add(1, std::memory_order_relaxed);
       inbox.swap(inbox_);
@@ -229,8 +315,16 @@ void ModelHost::engine_main() {
       auto it = live_.find(id);
       if (it == live_.end()) continue;
       (void)loop_->cancel(id);
+      HostEvent ev;  // what it generated, for metering; no text
+      ev.n_tokens = it->second.n_tokens;
+      ev.finish = HostFinish::kCancelled;
+      if (std::optional<scheduler::RequestMetrics> m = loop_->scheduler().metrics(id)) ev.metrics = *m;
+      HostSink sink = std::move(it->second.sink);
+      const std::string tenant = std::move(it->second.tenant);
       live_.erase(it);
-      request_ended();
+      sink(ev);
+      sink = nullptr;
+      request_ended(tenant);
     }
     cancels.clear();
     for (Submission& s : inbox) {
@@ -240,7 +334,7 @@ void ModelHost::engine_main() {
       g.max_tokens = s.request.max_tokens;
       g.sampling = s.request.sampling;
       g.ignore_eos = s.request.ignore_eos;
-      g.tenant = std::move(s.request.tenant);
+      g.tenant = s.request.tenant;
       g.cache_salt = std::move(s.request.cache_salt);
       g.logprobs = s.request.logprobs;
       Status st = loop_->add(std::move(g));
@@ -249,10 +343,11 @@ void ModelHost::engine_main() {
         ev.finish = HostFinish::kError;
         ev.error = st;
         s.sink(ev);
-        request_ended();
+        s.sink = nullptr;
+        request_ended(s.request.tenant);
         continue;
       }
-      live_.emplace(s.id, Live{std::move(s.sink), engine::IncrementalDetokenizer(model_->tokenizer()),
+      live_.emplace(s.id, Live{s.request.tenant, std::move(s.sink), engine::IncrementalDetokenizer(model_->tokenizer()),
                                engine::StopMatcher(std::move(s.request.stop)),
                                ContentFilter(std::move(s.request.filter_terms)), 0});
     }
@@ -291,19 +386,25 @@ void ModelHost::engine_main() {
     HostEvent ev;
     ev.finish = HostFinish::kError;
     ev.error = Status::resource_exhausted("model " + options_.id, "shutting down");
+    ev.n_tokens = it->second.n_tokens;
     HostSink sink = std::move(it->second.sink);
     it = live_.erase(it);
     sink(ev);
-    request_ended();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (Submission& s : inbox_) {
+  std::deque<Submission> never_started;
+  {
+    MutexLock lock(mu_);
+    never_started.swap(inbox_);
+  }
+  for (Submission& s : never_started) {
     HostEvent ev;
     ev.finish = HostFinish::kError;
     ev.error = Status::resource_exhausted("model " + options_.id, "shutting down");
     s.sink(ev);
   }
-  inbox_.clear();
+  never_started.clear();
+  MutexLock lock(mu_);
+  tenant_in_flight_.clear();
   in_flight_ = 0;
   idle_cv_.notify_all();
 }

@@ -26,7 +26,7 @@ Status ModelRegistry::check_id(std::string_view id) {
 Status ModelRegistry::load(const std::string& id, const std::string& path) {
   SN_RETURN_IF_ERROR(check_id(id));
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const bool served = std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.host->id() == id; });
     if (served || loading_.count(id) != 0) {
       return Status::invalid_argument("model '" + id + "'", served ? "is already loaded" : "is being loaded");
@@ -34,7 +34,7 @@ Status ModelRegistry::load(const std::string& id, const std::string& path) {
     loading_.insert(id);
   }
   Result<std::shared_ptr<ModelHost>> host = loader_(id, path);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   loading_.erase(id);
   if (!host.ok()) return host.status();
   entries_.push_back(Entry{std::move(*host), path});
@@ -43,7 +43,7 @@ Status ModelRegistry::load(const std::string& id, const std::string& path) {
 
 Status ModelRegistry::add(std::shared_ptr<ModelHost> host, const std::string& path) {
   SN_RETURN_IF_ERROR(check_id(host->id()));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const Entry& e : entries_) {
     if (e.host->id() == host->id()) return Status::invalid_argument("model '" + host->id() + "'", "is already loaded");
   }
@@ -55,7 +55,7 @@ Status ModelRegistry::add(std::shared_ptr<ModelHost> host, const std::string& pa
 Status ModelRegistry::unload(std::string_view id, std::chrono::milliseconds drain) {
   std::shared_ptr<ModelHost> host;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.host->id() == id; });
     if (it == entries_.end()) return Status::not_found("model '" + std::string(id) + "'", "is not loaded");
     host = std::move(it->host);
@@ -69,7 +69,7 @@ Status ModelRegistry::unload(std::string_view id, std::chrono::milliseconds drai
 void ModelRegistry::drain_all(std::chrono::milliseconds drain) {
   std::vector<Entry> all;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     all.swap(entries_);
   }
   const auto deadline = std::chrono::steady_clock::now() + drain;
@@ -81,7 +81,7 @@ void ModelRegistry::drain_all(std::chrono::milliseconds drain) {
 }
 
 std::shared_ptr<ModelHost> ModelRegistry::find(std::string_view id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const Entry& e : entries_) {
     if (e.host->id() == id) return e.host;
   }
@@ -89,14 +89,14 @@ std::shared_ptr<ModelHost> ModelRegistry::find(std::string_view id) const {
 }
 
 std::vector<std::shared_ptr<ModelHost>> ModelRegistry::list() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::shared_ptr<ModelHost>> out;
   for (const Entry& e : entries_) out.push_back(e.host);
   return out;
 }
 
 std::string ModelRegistry::path_of(std::string_view id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const Entry& e : entries_) {
     if (e.host->id() == id) return e.path;
   }
@@ -104,7 +104,7 @@ std::string ModelRegistry::path_of(std::string_view id) const {
 }
 
 std::vector<std::string> ModelRegistry::loading() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return {loading_.begin(), loading_.end()};
 }
 

@@ -26,12 +26,12 @@ void Moderation::set_terms(const std::vector<storage::ModerationTerm>& terms) {
     if (t.scope == "input" || t.scope == "both") next->input.push_back(term);
     if (t.scope == "output" || t.scope == "both") next->output.push_back(term);
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   terms_ = std::move(next);
 }
 
 std::shared_ptr<const ModerationTerms> Moderation::snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return terms_;
 }
 

@@ -1,8 +1,12 @@
 // The HTTP server (server.h): one C++20 coroutine per connection on a strand of a
-// multi-threaded io_context. A completion request is handed to its ModelHost; the engine
-// thread's events come back through a Pending bridge (a queue plus a timer the coroutine
-// sleeps on, both on the connection's strand), and go out as one JSON body or as SSE chunks.
-// A streaming client that goes away fails the next write, which cancels its request.
+// multi-threaded io_context. A request's headers are read first: the route and the key are
+// checked before its body is read. A completion request is admitted by the rate limiter,
+// prepared (template, tokens, input moderation) on the prep pool, and handed to its
+// ModelHost; the engine thread's events come back through a Pending bridge (a queue plus a
+// timer the coroutine sleeps on, both on the connection's strand), and go out as one JSON
+// body or as SSE chunks. The request's CallMeter (held by the coroutine and by each
+// engine-side sink) writes its usage and settles its quota when the last holder lets go, so
+// every generated token is metered however the request ends.
 #include "supernode/daemon/server.h"
 
 // Boost.Asio's awaitable frames come from its own operator new/delete pair; GCC 12 under
@@ -10,22 +14,28 @@
 // mismatch inside Asio's code (-Wmismatched-new-delete), a known false positive.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include "supernode/base/mutex.h"
 #include "supernode/daemon/log.h"
 #include "supernode/daemon/metrics.h"
 #include "supernode/daemon/model_registry.h"
 #include "supernode/daemon/rate_limiter.h"
 
+#include "openai_request.h"
+#include "openai_response.h"
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
-#include <nlohmann/json.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -33,9 +43,9 @@
 #include <cstring>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
-#include <unordered_map>
 #include <utility>
 
 namespace sn::daemon {
@@ -45,48 +55,13 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
-using json = nlohmann::ordered_json;  // keys in insertion order, as OpenAI sends them
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
-// An OpenAI-style error: status code plus {"error": {message, type, param, code}}.
-struct ApiError {
-  http::status status = http::status::bad_request;
-  std::string message;
-  std::string type = "invalid_request_error";
-  std::string param;
-  std::string code;
-};
-
-std::string error_body(const ApiError& e) {
-  json j = {{"error",
-             {{"message", e.message},
-              {"type", e.type},
-              {"param", e.param.empty() ? json(nullptr) : json(e.param)},
-              {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
-  return j.dump();
-}
-
-ApiError from_status(const Status& s) {
-  ApiError e;
-  e.message = s.message();
-  switch (s.code()) {
-    case Status::Code::kInvalidArgument: e.status = http::status::bad_request; break;
-    case Status::Code::kNotFound: e.status = http::status::not_found; e.code = "not_found"; break;
-    case Status::Code::kResourceExhausted:
-      e.status = http::status::too_many_requests;
-      e.type = "rate_limit_error";
-      e.code = "server_busy";
-      break;
-    default: e.status = http::status::internal_server_error; e.type = "server_error"; break;
-  }
-  return e;
-}
-
 std::string random_id(const char* prefix) {
-  static std::mutex mu;
-  static std::mt19937_64 rng{std::random_device{}()};
-  std::lock_guard<std::mutex> lock(mu);
+  static Mutex mu;
+  static std::mt19937_64 rng SN_GUARDED_BY(mu){std::random_device{}()};
+  MutexLock lock(mu);
   char buf[40];
   std::snprintf(buf, sizeof buf, "%s%016llx", prefix, static_cast<unsigned long long>(rng()));
   return buf;
@@ -98,6 +73,10 @@ double mono_s() {
 
 int64_t wall_minute() {
   return std::chrono::duration_cast<std::chrono::minutes>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // OpenAI's rate-limit headers (reset as a duration such as "1.5s").
@@ -121,106 +100,116 @@ std::vector<std::pair<std::string, std::string>> ratelimit_headers(const Admissi
   return h;
 }
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-const char* finish_name(HostFinish f) {
-  switch (f) {
-    case HostFinish::kStop: return "stop";
-    case HostFinish::kLength: return "length";
-    case HostFinish::kContentFilter: return "content_filter";
-    default: return nullptr;
-  }
-}
-
 // Events of one request, handed from the engine thread to the connection's strand.
 struct Pending {
   explicit Pending(net::any_io_executor ex) : timer(ex) {}
-  std::mutex mu;
-  std::deque<std::pair<int, HostEvent>> events;  // (choice index, event); guarded by mu
+  Mutex mu;
+  std::deque<std::pair<int, HostEvent>> events SN_GUARDED_BY(mu);  // (choice index, event)
   net::steady_timer timer;       // strand only
   bool notified = false;         // strand only
   bool hung_up = false;          // strand only: the client closed its connection
 };
 
-constexpr int64_t kMaxChoices = 16;      // n
-constexpr int64_t kMaxTopLogprobs = 20;  // logprobs / top_logprobs
+// The metering of one call: usage row and quota settlement, written when the last holder
+// (the coroutine, or an engine-side sink after its request's last event) lets go. Sinks
+// record each choice's token count; only the engine thread writes a choice's count, and the
+// shared_ptr's release orders those writes before the destructor.
+class CallMeter {
+ public:
+  CallMeter(storage::StateStore& state, RateLimiter& limiter, uint64_t ticket, std::string key_id, int n)
+      : state_(state), limiter_(limiter), ticket_(ticket), key_id_(std::move(key_id)), tokens_(static_cast<size_t>(n)) {}
+  CallMeter(const CallMeter&) = delete;
+  CallMeter& operator=(const CallMeter&) = delete;
+  ~CallMeter() {
+    const int64_t completion = completion_tokens();
+    const int64_t prompt = started_ ? prompt_tokens_ : 0;
+    if (started_) state_.record_usage(key_id_, wall_minute(), prompt, completion);
+    limiter_.settle(ticket_, prompt + completion, mono_s());
+  }
+  // The engine accepted the call's first request: its prompt counts from now on.
+  void started(int64_t prompt_tokens) {
+    started_ = true;
+    prompt_tokens_ = prompt_tokens;
+  }
+  void saw(int choice, int32_t n_tokens) {
+    std::atomic<int32_t>& t = tokens_[static_cast<size_t>(choice)];
+    if (n_tokens > t.load(std::memory_order_relaxed)) t.store(n_tokens, std::memory_order_relaxed);
+  }
+  [[nodiscard]] int64_t completion_tokens() const {
+    int64_t sum = 0;
+    for (const std::atomic<int32_t>& t : tokens_) sum += t.load(std::memory_order_relaxed);
+    return sum;
+  }
 
-// A parsed, validated /v1/completions request.
-struct CompletionCall {
-  bool chat = false;  // /v1/chat/completions
-  std::shared_ptr<ModelHost> host;
-  HostRequest request;
-  storage::Limits tenant_limits;
-  bool stream = false;
-  bool include_usage = false;
-  int n = 1;             // choices
-  bool seeded = false;   // choice i draws with seed + i
-  std::string user;      // the client's end-user id, for logs only
-  std::string prompt_text;  // the prompt or messages as JSON, only when prompt logging is on
+ private:
+  storage::StateStore& state_;
+  RateLimiter& limiter_;
+  uint64_t ticket_;
+  std::string key_id_;
+  bool started_ = false;  // set before any sink exists
+  int64_t prompt_tokens_ = 0;
+  std::vector<std::atomic<int32_t>> tokens_;
 };
 
-// OpenAI's logprobs objects. Completions: {tokens, token_logprobs, top_logprobs, text_offset};
-// chat: {content: [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
-json bytes_json(const std::string& s) {
-  json b = json::array();
-  for (unsigned char c : s) b.push_back(static_cast<int>(c));
-  return b;
-}
+// A request's preparation on the prep pool: its result, and the timer the coroutine sleeps
+// on until it is there. Shared, so the pool's work outlives a connection torn down early.
+struct Prep {
+  explicit Prep(net::any_io_executor ex) : timer(ex) {}
+  OpenAiRequest request;
+  std::shared_ptr<ModelHost> host;
+  std::shared_ptr<const ModerationTerms> terms;
+  std::vector<int32_t> tokens;  // results
+  ApiError err;
+  bool ok = false;
+  bool moderated = false;       // refused by input moderation
+  net::steady_timer timer;      // strand only
+  bool done = false;            // strand only
+};
 
-json chat_logprobs(const std::vector<HostLogprob>& lps) {
-  json content = json::array();
-  for (const HostLogprob& lp : lps) {
-    json top = json::array();
-    for (const auto& [tok, v] : lp.top) top.push_back({{"token", tok}, {"logprob", v}, {"bytes", bytes_json(tok)}});
-    content.push_back({{"token", lp.token}, {"logprob", lp.logprob}, {"bytes", bytes_json(lp.token)}, {"top_logprobs", top}});
-  }
-  return {{"content", content}, {"refusal", nullptr}};
-}
-
-json completion_logprobs(const std::vector<HostLogprob>& lps, int64_t& text_offset) {
-  json tokens = json::array(), values = json::array(), tops = json::array(), offsets = json::array();
-  for (const HostLogprob& lp : lps) {
-    tokens.push_back(lp.token);
-    values.push_back(lp.logprob);
-    json top = json::object();
-    for (const auto& [tok, v] : lp.top) {
-      if (!top.contains(tok)) top[tok] = v;
-    }
-    tops.push_back(top);
-    offsets.push_back(text_offset);
-    text_offset += static_cast<int64_t>(lp.token.size());
-  }
-  return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
-}
-
-template <class T>
-bool get_number(const json& body, const char* name, T& out, double lo, double hi, ApiError& err) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return true;
-  if (!it->is_number()) {
-    err = {http::status::bad_request, std::string("'") + name + "' must be a number", "invalid_request_error", name};
-    return false;
-  }
-  const double v = it->get<double>();
-  if (!(v >= lo && v <= hi)) {
-    err = {http::status::bad_request,
-           std::string("'") + name + "' must be between " + json(lo).dump() + " and " + json(hi).dump(),
-           "invalid_request_error", name};
-    return false;
-  }
-  if constexpr (std::is_integral_v<T>) {
-    if (!it->is_number_integer()) {
-      err = {http::status::bad_request, std::string("'") + name + "' must be an integer", "invalid_request_error", name};
+// Open connections, in all and per client address; one ConnSlot per accepted connection.
+class ConnTable {
+ public:
+  // False when the connection is over a cap (the caller closes it).
+  bool take(const std::string& addr, int max_total, int max_per_addr) {
+    MutexLock lock(mu_);
+    int& mine = by_addr_[addr];
+    if (total_ >= max_total || mine >= max_per_addr) {
+      if (mine == 0) by_addr_.erase(addr);
       return false;
     }
-    out = static_cast<T>(it->get<int64_t>());
-  } else {
-    out = static_cast<T>(v);
+    ++mine;
+    ++total_;
+    return true;
   }
-  return true;
-}
+  void give(const std::string& addr) {
+    MutexLock lock(mu_);
+    auto it = by_addr_.find(addr);
+    if (it != by_addr_.end() && --it->second <= 0) by_addr_.erase(it);
+    --total_;
+  }
+  [[nodiscard]] int total() const {
+    MutexLock lock(mu_);
+    return total_;
+  }
+
+ private:
+  mutable Mutex mu_;
+  std::map<std::string, int> by_addr_ SN_GUARDED_BY(mu_);
+  int total_ SN_GUARDED_BY(mu_) = 0;
+};
+
+struct ConnSlot {
+  ConnTable* table = nullptr;
+  std::string addr;
+  ConnSlot(ConnTable* t, std::string a) : table(t), addr(std::move(a)) {}
+  ConnSlot(ConnSlot&& o) noexcept : table(std::exchange(o.table, nullptr)), addr(std::move(o.addr)) {}
+  ConnSlot& operator=(ConnSlot&&) = delete;
+  ~ConnSlot() {
+    if (table != nullptr) table->give(addr);
+  }
+};
+
+enum class Route { kHealth, kReady, kMetrics, kModels, kCompletions, kChat, kNone };
 
 }  // namespace
 
@@ -232,25 +221,42 @@ class Server::Impl {
         models_(models),
         moderation_(moderation),
         ioc_(options_.io_threads),
-        acceptor_(ioc_) {}
+        acceptor_(ioc_),
+        metrics_acceptor_(ioc_),
+        prep_pool_(static_cast<size_t>(std::max(1, options_.prep_threads))) {}
+
+  ~Impl() { prep_pool_.join(); }
 
   void begin_drain() { draining_.store(true); }
 
   bool wait_idle(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(calls_mu_);
-    return calls_cv_.wait_for(lock, timeout, [&] { return calls_ == 0; });
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(calls_mu_);
+    while (calls_ != 0) {
+      if (!calls_cv_.wait_until(calls_mu_, deadline)) return calls_ == 0;
+    }
+    return true;
   }
 
-  Status start(uint16_t& port) {
+  Status start(uint16_t& port, uint16_t& metrics_port) {
     if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
       if (options_.tls_cert.empty() || options_.tls_key.empty()) {
         return Status::invalid_argument("TLS", "both a certificate and its key are needed");
       }
       ssl_.emplace(net::ssl::context::tls_server);
-      // TLS 1.2 and 1.3 only.
+      // TLS 1.2 and 1.3 only; forward-secret AEAD suites only (no CBC, no SHA-1, no RSA
+      // key exchange); the server picks the suite; no renegotiation or compression.
       ssl_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
-                        net::ssl::context::single_dh_use);
+                        net::ssl::context::single_dh_use | net::ssl::context::no_compression);
+      SSL_CTX* ctx = ssl_->native_handle();
+      SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+      if (SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305") != 1 ||
+          SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
+        return Status::internal("TLS", "the cipher or group policy was refused by OpenSSL");
+      }
       boost::system::error_code ec;
       ssl_->use_certificate_chain_file(options_.tls_cert, ec);
       if (ec) return Status::io_error("TLS certificate " + options_.tls_cert, ec.message());
@@ -268,33 +274,16 @@ class Server::Impl {
       acceptor_.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), options_.listen_fd, ec);
       if (ec) return Status::io_error("activated socket", ec.message());
       port = acceptor_.local_endpoint().port();
-      net::co_spawn(ioc_, accept_loop(), net::detached);
-      start_io_threads();
-      return Status::ok();
+    } else {
+      SN_RETURN_IF_ERROR(bind(acceptor_, options_.listen, port));
     }
-    const size_t colon = options_.listen.rfind(':');
-    if (colon == std::string::npos) {
-      return Status::invalid_argument("listen address '" + options_.listen + "'", "expected HOST:PORT");
+    if (!options_.metrics_listen.empty()) {
+      SN_RETURN_IF_ERROR(bind(metrics_acceptor_, options_.metrics_listen, metrics_port).with_context("metrics"));
+      metrics_tls_ = ssl_.has_value() && !loopback(metrics_acceptor_);
+      net::co_spawn(ioc_, accept_loop(metrics_acceptor_, /*metrics=*/true), net::detached);
     }
-    std::string host = options_.listen.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    const std::string port_text = options_.listen.substr(colon + 1);
-    char* end = nullptr;
-    const long p = std::strtol(port_text.c_str(), &end, 10);
-    if (port_text.empty() || *end != '\0' || p < 0 || p > 65535) {
-      return Status::invalid_argument("listen address '" + options_.listen + "'", "bad port '" + port_text + "'");
-    }
-    boost::system::error_code ec;
-    const net::ip::address addr = net::ip::make_address(host, ec);
-    if (ec) return Status::invalid_argument("listen address '" + options_.listen + "'", "bad host '" + host + "'");
-    const tcp::endpoint ep(addr, static_cast<uint16_t>(p));
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return Status::io_error("listen on " + options_.listen, ec.message());
-    port = acceptor_.local_endpoint().port();
-    net::co_spawn(ioc_, accept_loop(), net::detached);
+    net::co_spawn(ioc_, accept_loop(acceptor_, /*metrics=*/false), net::detached);
+    net::co_spawn(ioc_, trim_loop(), net::detached);
     start_io_threads();
     return Status::ok();
   }
@@ -316,40 +305,134 @@ class Server::Impl {
     net::post(ioc_, [this] {
       boost::system::error_code ec;
       acceptor_.close(ec);
+      metrics_acceptor_.close(ec);
     });
     ioc_.stop();
     for (std::thread& t : threads_) t.join();
     threads_.clear();
+    prep_pool_.join();
   }
 
  private:
-  net::awaitable<void> accept_loop() {
-    for (;;) {
+  // glibc keeps memory that connections and requests freed in its arenas; after a burst of
+  // connections the process would stay at its peak. Every few seconds with nothing in
+  // flight, the free memory goes back to the system (malloc_trim walks the free lists:
+  // cheap next to a request).
+  net::awaitable<void> trim_loop() {
+    net::steady_timer t(co_await net::this_coro::executor);
+    while (!stopped_.load()) {
+      t.expires_after(std::chrono::seconds(5));
       boost::system::error_code ec;
-      tcp::socket socket(net::make_strand(ioc_));
-      co_await acceptor_.async_accept(socket, net::redirect_error(net::use_awaitable, ec));
-      if (ec) {
-        if (!acceptor_.is_open()) co_return;
-        continue;  // e.g. too many open files: keep serving the connections we have
+      co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
+      if (ec) co_return;
+      bool idle = false;
+      {
+        MutexLock lock(calls_mu_);
+        idle = calls_ == 0;
       }
-      const net::any_io_executor ex = socket.get_executor();
-      if (ssl_) {
-        net::co_spawn(ex, session_tls(std::move(socket)), net::detached);
-      } else {
-        net::co_spawn(ex, session_plain(std::move(socket)), net::detached);
-      }
+      if (idle) (void)::malloc_trim(0);
     }
   }
 
-  net::awaitable<void> session_plain(tcp::socket socket) {
+  static bool loopback(const tcp::acceptor& a) {
+    boost::system::error_code ec;
+    const tcp::endpoint ep = a.local_endpoint(ec);
+    return !ec && ep.address().is_loopback();
+  }
+
+  static Status bind(tcp::acceptor& acceptor, const std::string& listen, uint16_t& port) {
+    const size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) {
+      return Status::invalid_argument("listen address '" + listen + "'", "expected HOST:PORT");
+    }
+    std::string host = listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host == "localhost") host = "127.0.0.1";
+    const std::string port_text = listen.substr(colon + 1);
+    char* end = nullptr;
+    const long p = std::strtol(port_text.c_str(), &end, 10);
+    if (port_text.empty() || *end != '\0' || p < 0 || p > 65535) {
+      return Status::invalid_argument("listen address '" + listen + "'", "bad port '" + port_text + "'");
+    }
+    boost::system::error_code ec;
+    const net::ip::address addr = net::ip::make_address(host, ec);
+    if (ec) return Status::invalid_argument("listen address '" + listen + "'", "bad host '" + host + "'");
+    const tcp::endpoint ep(addr, static_cast<uint16_t>(p));
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return Status::io_error("listen on " + listen, ec.message());
+    port = acceptor.local_endpoint().port();
+    return Status::ok();
+  }
+
+  // Accepts until the acceptor closes. Each wake-up takes every connection the listen queue
+  // holds (non-blocking accepts, up to a burst), not one: under load the accept's completion
+  // waits its turn behind every ready request on the I/O threads, and one connection per
+  // turn left hundreds of finished handshakes queued for seconds. Over a connection cap a
+  // connection is closed at once; accept errors (out of file descriptors, say) back off up
+  // to 1 s instead of spinning, while the connections we have go on.
+  net::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool metrics) {
+    std::chrono::milliseconds backoff{0};
+    net::steady_timer pause(co_await net::this_coro::executor);
+    boost::system::error_code ec;
+    acceptor.non_blocking(true, ec);
+    for (;;) {
+      tcp::socket socket(net::make_strand(ioc_));
+      co_await acceptor.async_accept(socket, net::redirect_error(net::use_awaitable, ec));
+      for (int burst = 0; !ec; ++burst) {
+        admit_connection(std::move(socket), metrics);
+        if (burst == 256) break;
+        socket = tcp::socket(net::make_strand(ioc_));
+        acceptor.accept(socket, ec);  // would_block once the queue is empty
+      }
+      if (ec == net::error::would_block || ec == net::error::try_again || !ec) {
+        backoff = std::chrono::milliseconds(0);
+        accept_error_logged_.store(false);
+        continue;
+      }
+      if (!acceptor.is_open()) co_return;
+      backoff = std::min(std::chrono::milliseconds(1000), std::max(std::chrono::milliseconds(10), backoff * 2));
+      if (!accept_error_logged_.exchange(true)) {
+        log(LogLevel::kWarning, "accepting connections failed (" + ec.message() + "); backing off");
+      }
+      pause.expires_after(backoff);
+      co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+  }
+
+  // A connection just accepted: counted against the caps (closed when over one), then
+  // served by its own coroutine.
+  void admit_connection(tcp::socket socket, bool metrics) {
+    boost::system::error_code rec;
+    const tcp::endpoint remote = socket.remote_endpoint(rec);
+    std::string addr = rec ? std::string("?") : remote.address().to_string();
+    if (!conns_.take(addr, options_.max_connections, options_.max_connections_per_address)) {
+      metrics_.request_refused("connection", 503);
+      socket.close(rec);
+      return;
+    }
+    socket.non_blocking(false, rec);  // accepted from a non-blocking listener; Asio manages it
+    ConnSlot slot(&conns_, std::move(addr));
+    const net::any_io_executor ex = socket.get_executor();
+    if (ssl_ && (!metrics || metrics_tls_)) {
+      net::co_spawn(ex, session_tls(std::move(socket), std::move(slot), metrics), net::detached);
+    } else {
+      net::co_spawn(ex, session_plain(std::move(socket), std::move(slot), metrics), net::detached);
+    }
+  }
+
+  net::awaitable<void> session_plain(tcp::socket socket, ConnSlot slot, bool metrics) {
+    (void)slot;  // held for the connection's life
     beast::tcp_stream stream(std::move(socket));
-    co_await serve(stream);
+    co_await serve(stream, metrics);
     boost::system::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     // Lingering close: read and drop what the client still sends (the rest of a body we
-    // refused with 413, say) for a short while, so that closing does not reset the
-    // connection before the client has read our answer.
-    std::array<char, 16384> sink;
+    // refused, say) for a short while, so that closing does not reset the connection
+    // before the client has read our answer.
+    std::array<char, 4096> sink;
     size_t drained = 0;
     stream.expires_after(std::chrono::seconds(2));
     while (!ec && drained < (16u << 20)) {
@@ -357,53 +440,26 @@ class Server::Impl {
     }
   }
 
-  net::awaitable<void> session_tls(tcp::socket socket) {
+  net::awaitable<void> session_tls(tcp::socket socket, ConnSlot slot, bool metrics) {
+    (void)slot;
     beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *ssl_);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
     boost::system::error_code ec;
     co_await stream.async_handshake(net::ssl::stream_base::server, net::redirect_error(net::use_awaitable, ec));
     if (ec) co_return;  // not TLS, an old protocol version, or gone: nothing to answer
-    co_await serve(stream);
+    co_await serve(stream, metrics);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
     co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
   }
 
-  // The request loop of one connection (keep-alive), over either stream.
-  template <class Stream>
-  net::awaitable<void> serve(Stream& stream) {
-    beast::flat_buffer buffer;
-    for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(options_.max_body_bytes);
-      parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
-      boost::system::error_code ec;
-      co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
-      if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
-          ec == net::error::connection_reset || ec == net::error::operation_aborted || ec == net::ssl::error::stream_truncated) {
-        break;
-      }
-      if (ec) {
-        // Malformed request line or headers, or over a limit: answer and close.
-        ApiError e;
-        e.status = ec == http::error::body_limit    ? http::status::payload_too_large
-                   : ec == http::error::header_limit ? http::status::request_header_fields_too_large
-                                                     : http::status::bad_request;
-        e.message = "could not read the HTTP request: " + ec.message();
-        Response res{e.status, 11};
-        res.set(http::field::content_type, "application/json");
-        res.keep_alive(false);
-        res.body() = error_body(e);
-        res.prepare_payload();
-        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
-        co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
-        break;
-      }
-      Request req = parser.release();
-      beast::get_lowest_layer(stream).expires_never();  // a request may generate for a long time
-      const bool keep = co_await handle(stream, req);
-      if (!keep || !req.keep_alive()) break;
-    }
+  static Route route_of(const std::string& path, bool metrics) {
+    if (path == "/healthz") return Route::kHealth;
+    if (path == "/readyz") return Route::kReady;
+    if (metrics) return path == "/metrics" ? Route::kMetrics : Route::kNone;
+    if (path == "/v1/models") return Route::kModels;
+    if (path == "/v1/completions") return Route::kCompletions;
+    if (path == "/v1/chat/completions") return Route::kChat;
+    return Route::kNone;
   }
 
   // A whole response to write. Coroutines here take no temporaries as arguments (GCC 12
@@ -414,88 +470,207 @@ class Server::Impl {
     std::string body;
     const char* content_type = "application/json";
     std::vector<std::pair<std::string, std::string>> headers;
+    bool close = false;  // the request's body was not read: the connection cannot go on
   };
 
-  static Reply error_reply(const ApiError& e) { return Reply{e.status, error_body(e), "application/json"}; }
+  static Reply error_reply(const ApiError& e) { return Reply{e.status, error_body(e), "application/json", {}, false}; }
 
-  // Writes a whole response; false when the connection broke.
+  // The request loop of one connection (keep-alive), over either stream. Each request's
+  // headers are read and checked first; its body only once the route and key allow it.
+  template <class Stream>
+  net::awaitable<void> serve(Stream& stream, bool metrics) {
+    beast::flat_buffer buffer;  // bounded by the parser's header and body limits
+    for (;;) {
+      // An idle keep-alive connection keeps little: what a large request grew goes back.
+      if (buffer.size() == 0 && buffer.capacity() > 16384) buffer.shrink_to_fit();
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options_.max_body_bytes);
+      parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
+      boost::system::error_code ec;
+      co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+          ec == net::error::connection_reset || ec == net::error::operation_aborted || ec == net::ssl::error::stream_truncated) {
+        break;
+      }
+      if (ec) {
+        co_await refuse_unreadable(stream, ec);
+        break;
+      }
+      const http::request_header<>& head = parser.get();
+      const std::string_view target(head.target().data(), head.target().size());
+      const std::string path(target.substr(0, target.find('?')));
+      const Route route = route_of(path, metrics);
+      std::optional<storage::Principal> who;
+      ApiError refusal;
+      bool refused = false;
+      if (route == Route::kNone) {
+        refusal = {http::status::not_found, "no route " + path, "invalid_request_error", "", ""};
+        refused = true;
+      } else if (route == Route::kModels || route == Route::kCompletions || route == Route::kChat) {
+        refused = !authorize(head, who, refusal);
+      }
+      if (!refused && parser.content_length() && *parser.content_length() > options_.max_body_bytes) {
+        refusal = {http::status::payload_too_large,
+                   "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes",
+                   "invalid_request_error", "", ""};
+        refused = true;
+      }
+      if (refused) {
+        // The body stays unread: answer, then close (the lingering close drains it).
+        Reply reply = error_reply(refusal);
+        reply.close = true;
+        metrics_.request_refused(route == Route::kNone ? "other" : path, static_cast<int>(refusal.status));
+        const Request bare(head);
+        (void)co_await send(stream, bare, reply);
+        break;
+      }
+      if (head[http::field::expect] == "100-continue") {
+        http::response<http::empty_body> cont{http::status::continue_, head.version()};
+        co_await http::async_write(stream, cont, net::redirect_error(net::use_awaitable, ec));
+        if (ec) break;
+      }
+      co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      if (ec) {
+        if (ec == http::error::body_limit || ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension ||
+            ec == http::error::partial_message) {
+          co_await refuse_unreadable(stream, ec);
+        }
+        break;
+      }
+      Request req = parser.release();
+      beast::get_lowest_layer(stream).expires_never();  // a request may generate for a long time
+      const bool keep = co_await handle(stream, req, route, who);
+      if (!keep || !req.keep_alive()) break;
+    }
+  }
+
+  // Malformed request line or headers, or over a limit: answer and close.
+  template <class Stream>
+  net::awaitable<void> refuse_unreadable(Stream& stream, boost::system::error_code why) {
+    ApiError e;
+    e.status = why == http::error::body_limit    ? http::status::payload_too_large
+               : why == http::error::header_limit ? http::status::request_header_fields_too_large
+                                                  : http::status::bad_request;
+    e.message = "could not read the HTTP request: " + why.message();
+    Response res{e.status, 11};
+    res.set(http::field::server, "supernoded");
+    res.set(http::field::content_type, "application/json");
+    res.keep_alive(false);
+    res.body() = error_body(e);
+    res.prepare_payload();
+    metrics_.request_refused("other", static_cast<int>(e.status));
+    boost::system::error_code ec;
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+    co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+  }
+
+  // Writes a whole response; false when the connection broke (or must close).
   template <class Stream>
   net::awaitable<bool> send(Stream& stream, const Request& req, const Reply& reply) {
     Response res{reply.status, req.version()};
     res.set(http::field::server, "supernoded");
     res.set(http::field::content_type, reply.content_type);
     for (const auto& [name, value] : reply.headers) res.set(name, value);
-    res.keep_alive(req.keep_alive());
+    res.keep_alive(req.keep_alive() && !reply.close);
     res.body() = reply.body;
     res.prepare_payload();
     boost::system::error_code ec;
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(options_.idle_timeout_s));
     co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
     beast::get_lowest_layer(stream).expires_never();
-    co_return !ec;
+    co_return !ec && !reply.close;
   }
 
-  // Returns whether the connection may be kept.
+  // Returns whether the connection may be kept. Nothing escapes: a failure anywhere below
+  // becomes a 500 that the client gets and the log records.
   template <class Stream>
-  net::awaitable<bool> handle(Stream& stream, const Request& req) {
-    const std::string target(req.target().data(), req.target().size());
-    const std::string path = target.substr(0, target.find('?'));
-    std::optional<storage::ApiKeyRecord> key;
+  net::awaitable<bool> handle(Stream& stream, const Request& req, Route route, const std::optional<storage::Principal>& who) {
     Reply reply;
-    if (path == "/healthz" || path == "/readyz") {
-      // Ready: serving at least one model and not draining.
-      const bool ready = path == "/healthz" || (!draining_.load() && !models_.list().empty());
-      reply = req.method() != http::verb::get ? error_reply(method_not_allowed())
-              : ready ? Reply{http::status::ok, "ok\n", "text/plain"}
-                      : Reply{http::status::service_unavailable, draining_.load() ? "draining\n" : "no model loaded\n",
-                              "text/plain"};
-    } else if (path.rfind("/v1/", 0) != 0 && path != "/metrics") {
-      reply = error_reply({http::status::not_found, "no route " + path, "invalid_request_error"});
-    } else if (ApiError e; !authenticate(req, key, e)) {
-      reply = error_reply(e);
-    } else if (path == "/metrics") {
-      reply = req.method() == http::verb::get
-                  ? Reply{http::status::ok, render_metrics(), "text/plain; version=0.0.4; charset=utf-8"}
-                  : error_reply(method_not_allowed());
-    } else if (path == "/v1/models") {
-      reply = req.method() == http::verb::get ? Reply{http::status::ok, models_body(*key), "application/json"}
-                                              : error_reply(method_not_allowed());
-    } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
-      if (req.method() == http::verb::post) {
-        const storage::ApiKeyRecord& k = *key;
-        const bool chat = path == "/v1/chat/completions";
-        const bool keep = co_await completions(stream, req, k, chat);
-        co_return keep;
+    bool failed = false;
+    try {
+      switch (route) {
+        case Route::kHealth:
+        case Route::kReady: {
+          // Ready: serving at least one model and not draining.
+          const bool ready = route == Route::kHealth || (!draining_.load() && !models_.list().empty());
+          reply = req.method() != http::verb::get ? error_reply(method_not_allowed())
+                  : ready ? Reply{http::status::ok, "ok\n", "text/plain", {}, false}
+                          : Reply{http::status::service_unavailable, draining_.load() ? "draining\n" : "no model loaded\n",
+                                  "text/plain", {}, false};
+          break;
+        }
+        case Route::kMetrics:
+          reply = req.method() == http::verb::get
+                      ? Reply{http::status::ok, render_metrics(), "text/plain; version=0.0.4; charset=utf-8", {}, false}
+                      : error_reply(method_not_allowed());
+          break;
+        case Route::kModels:
+          reply = req.method() == http::verb::get ? Reply{http::status::ok, models_body(*who), "application/json", {}, false}
+                                                  : error_reply(method_not_allowed());
+          break;
+        case Route::kCompletions:
+        case Route::kChat:
+          if (req.method() != http::verb::post) {
+            reply = error_reply(method_not_allowed());
+            break;
+          }
+          {
+            const storage::Principal& p = *who;
+            const bool chat = route == Route::kChat;
+            const bool keep = co_await completions(stream, req, p, chat);
+            co_return keep;
+          }
+        case Route::kNone: reply = error_reply({http::status::not_found, "no route", "invalid_request_error", "", ""}); break;
       }
-      reply = error_reply(method_not_allowed());
-    } else {
-      reply = error_reply({http::status::not_found, "no route " + path, "invalid_request_error"});
+    } catch (const std::exception& e) {
+      failed = true;
+      log(LogLevel::kError, std::string("request failed: ") + e.what());
+    } catch (...) {
+      failed = true;
+      log(LogLevel::kError, "request failed");
     }
-    if (static_cast<int>(reply.status) >= 400) {
-      // Known routes only as label values: arbitrary paths must not grow the label set.
-      const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/models" ||
-                         path == "/v1/completions" || path == "/v1/chat/completions";
-      metrics_.request_refused(known ? path : "other", static_cast<int>(reply.status));
+    if (failed) {
+      reply = error_reply({http::status::internal_server_error, "internal error", "server_error", "", ""});
+      reply.close = true;
     }
+    if (static_cast<int>(reply.status) >= 400) metrics_.request_refused(route_label(route), static_cast<int>(reply.status));
     const bool ok = co_await send(stream, req, reply);
     co_return ok;
+  }
+
+  static std::string route_label(Route r) {
+    switch (r) {
+      case Route::kHealth: return "/healthz";
+      case Route::kReady: return "/readyz";
+      case Route::kMetrics: return "/metrics";
+      case Route::kModels: return "/v1/models";
+      case Route::kCompletions: return "/v1/completions";
+      case Route::kChat: return "/v1/chat/completions";
+      default: return "other";
+    }
   }
 
   std::string render_metrics() const {
     const std::vector<std::shared_ptr<ModelHost>> hosts = models_.list();
     std::vector<ModelHost*> raw;
     for (const std::shared_ptr<ModelHost>& h : hosts) raw.push_back(h.get());
-    return metrics_.render(raw);
+    std::string out = metrics_.render(raw);
+    out += "# HELP supernode_http_connections Open client connections.\n# TYPE supernode_http_connections gauge\n";
+    out += "supernode_http_connections " + std::to_string(conns_.total()) + "\n";
+    return out;
   }
 
   static ApiError method_not_allowed() {
-    return {http::status::method_not_allowed, "method not allowed on this route", "invalid_request_error"};
+    return {http::status::method_not_allowed, "method not allowed on this route", "invalid_request_error", "", ""};
   }
 
-  bool authenticate(const Request& req, std::optional<storage::ApiKeyRecord>& key, ApiError& err) {
+  // The key of the request's headers, with its tenant; false with `err` (401, or 500 when
+  // the state store fails: its message stays in the log, never goes to the client).
+  bool authorize(const http::request_header<>& head, std::optional<storage::Principal>& who, ApiError& err) {
     err = {http::status::unauthorized, "", "invalid_request_error", "", "invalid_api_key"};
-    auto it = req.find(http::field::authorization);
-    if (it == req.end()) {
+    auto it = head.find(http::field::authorization);
+    if (it == head.end()) {
       err.message = "missing API key: send 'Authorization: Bearer <key>'";
       return false;
     }
@@ -504,207 +679,79 @@ class Server::Impl {
       err.message = "the Authorization header must be 'Bearer <key>'";
       return false;
     }
-    Result<std::optional<storage::ApiKeyRecord>> r = state_.authenticate(v.substr(7));
+    Result<std::optional<storage::Principal>> r = state_.authorize(v.substr(7));
     if (!r.ok()) {
-      err = from_status(r.status());
+      log(LogLevel::kError, "checking an API key failed: " + r.status().to_string());
+      err = {http::status::internal_server_error, "internal error: the key could not be checked", "server_error", "", ""};
       return false;
     }
     if (!*r) {
       err.message = "invalid API key";  // never echo the key
       return false;
     }
-    key = **r;
+    who = std::move(**r);
     return true;
   }
 
-  bool allowed(const storage::ApiKeyRecord& key, const std::string& model) const {
-    return key.limits.models.empty() ||
-           std::find(key.limits.models.begin(), key.limits.models.end(), model) != key.limits.models.end();
+  // A model is allowed when both the key's and its tenant's lists allow it (empty: all).
+  static bool allowed(const storage::Principal& p, const std::string& model) {
+    auto in = [&](const std::vector<std::string>& list) {
+      return list.empty() || std::find(list.begin(), list.end(), model) != list.end();
+    };
+    return in(p.key.limits.models) && in(p.tenant.limits.models);
   }
 
-  std::string models_body(const storage::ApiKeyRecord& key) const {
+  std::string models_body(const storage::Principal& p) const {
     json data = json::array();
     for (const std::shared_ptr<ModelHost>& h : models_.list()) {
-      if (!allowed(key, h->id())) continue;
+      if (!allowed(p, h->id())) continue;
       data.push_back({{"id", h->id()}, {"object", "model"}, {"created", h->created_s()}, {"owned_by", "supernode"}});
     }
-    return json{{"object", "list"}, {"data", data}}.dump();
+    return dump_json(json{{"object", "list"}, {"data", data}});
   }
 
-  // Validates the body of a /v1/completions request into a call; false with `err` set.
-  bool parse_completion(const Request& req, const storage::ApiKeyRecord& key, CompletionCall& call, ApiError& err) {
-    json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded() || !body.is_object()) {
-      err = {http::status::bad_request, "the body must be a JSON object", "invalid_request_error"};
-      return false;
-    }
-    auto model = body.find("model");
-    if (model == body.end() || !model->is_string()) {
-      err = {http::status::bad_request, "'model' is required and must be a string", "invalid_request_error", "model"};
-      return false;
-    }
-    const std::string model_id = model->get<std::string>();
-    std::shared_ptr<ModelHost> h = models_.find(model_id);
-    if (h == nullptr || !allowed(key, model_id)) {
-      err = {http::status::not_found, "the model '" + model_id + "' does not exist", "invalid_request_error", "model",
-             "model_not_found"};
-      return false;
-    }
-    call.host = std::move(h);
-    const engine::Tokenizer& tok = call.host->model().tokenizer();
-    if (call.chat) {
-      if (!parse_messages(body, call, err)) return false;
-    } else {
-      auto prompt = body.find("prompt");
-      if (prompt == body.end() || prompt->is_null()) {
-        err = {http::status::bad_request, "'prompt' is required", "invalid_request_error", "prompt"};
-        return false;
-      }
-      if (prompt->is_string()) {
-        call.request.prompt = tok.encode(prompt->get<std::string>(), {.add_special = true, .parse_special = false});
-      } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
-        for (const json& t : *prompt) {
-          if (!t.is_number_integer()) {
-            err = {http::status::bad_request, "'prompt' token arrays must hold integers", "invalid_request_error", "prompt"};
-            return false;
-          }
-          call.request.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  // Renders and tokenizes on the prep pool and runs input moderation; resumes on the
+  // connection's strand when done.
+  net::awaitable<void> prepare(const std::shared_ptr<Prep>& prep) {
+    net::post(prep_pool_, [prep] {
+      try {
+        const ModelHost& h = *prep->host;
+        PromptModel pm{.tokenizer = &h.model().tokenizer(),
+                       .chat_template = h.chat_template(),
+                       .model_id = h.id(),
+                       .bos_text = h.bos_text(),
+                       .eos_text = h.eos_text()};
+        prep->ok = prepare_prompt(prep->request, pm, prep->tokens, prep->err);
+        if (prep->ok && !prep->terms->input.empty() &&
+            prep->terms->input_hit(h.model().tokenizer().decode(prep->tokens, /*special=*/true))) {
+          prep->ok = false;
+          prep->moderated = true;
+          prep->err = {http::status::bad_request, "the prompt was refused by content moderation", "invalid_request_error",
+                       prep->request.chat ? "messages" : "prompt", "content_filter"};
         }
-      } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
-        call.request.prompt = tok.encode((*prompt)[0].get<std::string>(), {.add_special = true, .parse_special = false});
-      } else {
-        err = {http::status::bad_request, "'prompt' must be a string, one string in an array, or an array of token ids",
-               "invalid_request_error", "prompt"};
-        return false;
+      } catch (const std::exception& e) {
+        prep->ok = false;
+        prep->err = {http::status::internal_server_error, "internal error", "server_error", "", ""};
+        log(LogLevel::kError, std::string("preparing a request failed: ") + e.what());
       }
+      net::post(prep->timer.get_executor(), [prep] {
+        prep->done = true;
+        prep->timer.cancel();
+      });
+    });
+    while (!prep->done) {
+      prep->timer.expires_at(net::steady_timer::time_point::max());
+      boost::system::error_code ec;
+      co_await prep->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
-    if (call.request.prompt.empty()) {
-      err = {http::status::bad_request, "'prompt' is empty", "invalid_request_error", "prompt"};
-      return false;
-    }
-    // Content moderation: the prompt as the model sees it, then the output terms to watch.
-    const std::shared_ptr<const ModerationTerms> terms = moderation_.snapshot();
-    if (!terms->input.empty() && terms->input_hit(tok.decode(call.request.prompt, /*special=*/true))) {
-      err = {http::status::bad_request, "the prompt was refused by content moderation", "invalid_request_error",
-             call.chat ? "messages" : "prompt", "content_filter"};
-      log(LogLevel::kInfo, "prompt refused by content moderation",
-          {.request_id = std::nullopt, .tenant = key.tenant, .model = model_id, .key_id = key.key_id, .extra = {}});
-      return false;
-    }
-    call.request.filter_terms = terms->output;
-    int64_t n = 1;
-    if (!get_number(body, "n", n, 1, kMaxChoices, err)) return false;
-    call.n = static_cast<int>(n);
-    if (auto user = body.find("user"); user != body.end() && !user->is_null()) {
-      if (!user->is_string() || user->get<std::string>().size() > 256) {
-        err = {http::status::bad_request, "'user' must be a string of at most 256 bytes", "invalid_request_error", "user"};
-        return false;
-      }
-      call.user = user->get<std::string>();
-    }
-    engine::SamplingParams& sp = call.request.sampling;
-    sp.temperature = 1.0f;  // OpenAI's defaults
-    sp.top_p = 1.0f;
-    sp.top_k = 0;
-    sp.min_p = 0.0f;
-    int64_t max_tokens = 16;
-    int64_t seed = -1;
-    if (call.chat && body.contains("max_completion_tokens")) {
-      if (!get_number(body, "max_completion_tokens", max_tokens, 1, call.host->context(), err)) return false;
-    }
-    if (!get_number(body, "max_tokens", max_tokens, 1, call.host->context(), err) ||
-        !get_number(body, "temperature", sp.temperature, 0, 2, err) || !get_number(body, "top_p", sp.top_p, 0, 1, err) ||
-        !get_number(body, "presence_penalty", sp.presence_penalty, -2, 2, err) ||
-        !get_number(body, "frequency_penalty", sp.frequency_penalty, -2, 2, err) ||
-        !get_number(body, "seed", seed, -9.2e18, 9.2e18, err)) {
-      return false;
-    }
-    if (sp.top_p == 0.0f) sp.top_p = 1e-6f;  // OpenAI accepts 0: the most likely token
-    if (seed >= 0) sp.seed = static_cast<uint64_t>(seed);
-    call.seeded = seed >= 0;
-    call.request.max_tokens = static_cast<int32_t>(max_tokens);
-    if (auto stop = body.find("stop"); stop != body.end() && !stop->is_null()) {
-      if (stop->is_string()) {
-        call.request.stop.push_back(stop->get<std::string>());
-      } else if (stop->is_array() && stop->size() <= 4) {
-        for (const json& s : *stop) {
-          if (!s.is_string()) {
-            err = {http::status::bad_request, "'stop' must hold strings", "invalid_request_error", "stop"};
-            return false;
-          }
-          call.request.stop.push_back(s.get<std::string>());
-        }
-      } else {
-        err = {http::status::bad_request, "'stop' must be a string or an array of up to 4 strings",
-               "invalid_request_error", "stop"};
-        return false;
-      }
-      std::erase(call.request.stop, std::string());
-    }
-    // vLLM's extension, for benchmarks: generate max_tokens even past end-of-sequence.
-    if (auto ie = body.find("ignore_eos"); ie != body.end() && !ie->is_null()) {
-      if (!ie->is_boolean()) {
-        err = {http::status::bad_request, "'ignore_eos' must be a boolean", "invalid_request_error", "ignore_eos"};
-        return false;
-      }
-      call.request.ignore_eos = ie->get<bool>();
-    }
-    if (auto st = body.find("stream"); st != body.end() && !st->is_null()) {
-      if (!st->is_boolean()) {
-        err = {http::status::bad_request, "'stream' must be a boolean", "invalid_request_error", "stream"};
-        return false;
-      }
-      call.stream = st->get<bool>();
-    }
-    if (auto so = body.find("stream_options"); so != body.end() && so->is_object()) {
-      auto iu = so->find("include_usage");
-      call.include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
-    }
-    if (!parse_logprobs(body, call, err)) return false;
-    if (log_prompts_enabled()) call.prompt_text = body.value(call.chat ? "messages" : "prompt", json()).dump();
-    Result<std::optional<storage::TenantRecord>> tenant = state_.find_tenant(key.tenant);
-    if (!tenant.ok() || !*tenant) {
-      err = {http::status::internal_server_error, "the key's tenant is unknown", "server_error"};
-      return false;
-    }
-    call.request.tenant = key.tenant;
-    call.request.cache_salt = (*tenant)->cache_salt;
-    call.tenant_limits = (*tenant)->limits;
-    return true;
   }
 
-  // Completions: `logprobs` is null or an integer 0-20 (top alternatives; the sampled
-  // token's logprob is always given). Chat: `logprobs` a boolean, `top_logprobs` 0-20.
-  static bool parse_logprobs(const json& body, CompletionCall& call, ApiError& err) {
-    auto lp = body.find("logprobs");
-    const bool given = lp != body.end() && !lp->is_null();
-    if (!call.chat) {
-      if (auto echo = body.find("echo"); echo != body.end() && echo->is_boolean() && echo->get<bool>()) {
-        err = {http::status::bad_request, "'echo' is not supported", "invalid_request_error", "echo"};
-        return false;
-      }
-      if (!given) return true;
-      if (!lp->is_number_integer() || lp->get<int64_t>() < 0 || lp->get<int64_t>() > kMaxTopLogprobs) {
-        err = {http::status::bad_request, "'logprobs' must be an integer between 0 and 20", "invalid_request_error",
-               "logprobs"};
-        return false;
-      }
-      call.request.logprobs = static_cast<int32_t>(lp->get<int64_t>());
-      return true;
-    }
-    if (given && !lp->is_boolean()) {
-      err = {http::status::bad_request, "'logprobs' must be a boolean", "invalid_request_error", "logprobs"};
-      return false;
-    }
-    const bool on = given && lp->get<bool>();
-    int64_t top = 0;
-    if (!get_number(body, "top_logprobs", top, 0, kMaxTopLogprobs, err)) return false;
-    if (top > 0 && !on) {
-      err = {http::status::bad_request, "'top_logprobs' needs 'logprobs': true", "invalid_request_error", "top_logprobs"};
-      return false;
-    }
-    if (on) call.request.logprobs = static_cast<int32_t>(top);
-    return true;
+  void record_done(const std::string& model, const std::string& tenant, int status, size_t prompt_tokens,
+                   int64_t completion_tokens, const scheduler::RequestMetrics& m) {
+    const double ttft = m.first_token_ns >= 0 ? (m.first_token_ns - m.arrival_ns) / 1e9 : -1;
+    const double tpot = m.num_output_tokens > 1 ? (m.last_token_ns - m.first_token_ns) / 1e9 / (m.num_output_tokens - 1) : -1;
+    const double e2e = m.last_token_ns >= 0 ? (m.last_token_ns - m.arrival_ns) / 1e9 : -1;
+    metrics_.request_done(model, tenant, status, static_cast<int64_t>(prompt_tokens), completion_tokens, ttft, tpot, e2e);
   }
 
   // Watches a connection while its request computes: when the client closes it, the
@@ -727,162 +774,64 @@ class Server::Impl {
     });
   }
 
-  void record_done(const std::string& model, const std::string& tenant, int status, size_t prompt_tokens,
-                   const HostEvent& last) {
-    const scheduler::RequestMetrics& m = last.metrics;
-    const double ttft = m.first_token_ns >= 0 ? (m.first_token_ns - m.arrival_ns) / 1e9 : -1;
-    const double tpot = m.num_output_tokens > 1 ? (m.last_token_ns - m.first_token_ns) / 1e9 / (m.num_output_tokens - 1) : -1;
-    const double e2e = m.last_token_ns >= 0 ? (m.last_token_ns - m.arrival_ns) / 1e9 : -1;
-    metrics_.request_done(model, tenant, status, static_cast<int64_t>(prompt_tokens), last.n_tokens, ttft, tpot, e2e);
-  }
-
-  // nlohmann's JSON as the template engine's value (object member order kept).
-  static engine::JsonValue to_template_value(const json& j) {
-    switch (j.type()) {
-      case json::value_t::null: return engine::JsonValue::null();
-      case json::value_t::boolean: return engine::JsonValue::boolean(j.get<bool>());
-      case json::value_t::number_integer:
-      case json::value_t::number_unsigned: return engine::JsonValue::integer(j.get<int64_t>());
-      case json::value_t::number_float: return engine::JsonValue::number(j.get<double>());
-      case json::value_t::string: return engine::JsonValue::string(j.get<std::string>());
-      case json::value_t::array: {
-        engine::JsonValue::Array a;
-        for (const json& x : j) a.push_back(to_template_value(x));
-        return engine::JsonValue::make_array(std::move(a));
-      }
-      case json::value_t::object: {
-        engine::JsonValue::Object o;
-        for (auto it = j.begin(); it != j.end(); ++it) o.emplace_back(it.key(), to_template_value(it.value()));
-        return engine::JsonValue::make_object(std::move(o));
-      }
-      default: return engine::JsonValue::null();
-    }
-  }
-
-  // /v1/chat/completions: checks `messages`, renders them through the model's chat
-  // template (with the generation prompt) and tokenizes the result, special tokens parsed.
-  bool parse_messages(const json& body, CompletionCall& call, ApiError& err) {
-    auto messages = body.find("messages");
-    if (messages == body.end() || !messages->is_array() || messages->empty()) {
-      err = {http::status::bad_request, "'messages' must be a non-empty array", "invalid_request_error", "messages"};
-      return false;
-    }
-    json normalized = json::array();
-    for (size_t i = 0; i < messages->size(); ++i) {
-      const json& m = (*messages)[i];
-      const std::string where = "messages[" + std::to_string(i) + "]";
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-        err = {http::status::bad_request, "'" + where + "' must be an object with a string 'role'", "invalid_request_error",
-               where};
-        return false;
-      }
-      const std::string role = m["role"].get<std::string>();
-      if (role != "system" && role != "developer" && role != "user" && role != "assistant" && role != "tool") {
-        err = {http::status::bad_request, "'" + where + ".role' '" + role + "' is not one of system, developer, user, "
-               "assistant, tool", "invalid_request_error", where + ".role"};
-        return false;
-      }
-      json n = m;
-      // Content as parts: the text parts joined (images are not supported).
-      if (m.contains("content") && m["content"].is_array()) {
-        std::string text;
-        for (const json& part : m["content"]) {
-          if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string()) {
-            err = {http::status::bad_request, "'" + where + ".content' parts must be {\"type\": \"text\", \"text\": ...}",
-                   "invalid_request_error", where + ".content"};
-            return false;
-          }
-          text += part["text"].get<std::string>();
-        }
-        n["content"] = text;
-      } else if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null()) {
-        err = {http::status::bad_request, "'" + where + ".content' must be a string, an array of text parts or null",
-               "invalid_request_error", where + ".content"};
-        return false;
-      }
-      // Tool-call arguments arrive as JSON text; templates expect the object.
-      if (n.contains("tool_calls") && n["tool_calls"].is_array()) {
-        for (json& tc : n["tool_calls"]) {
-          if (tc.is_object() && tc.contains("function") && tc["function"].is_object() &&
-              tc["function"].contains("arguments") && tc["function"]["arguments"].is_string()) {
-            json parsed = json::parse(tc["function"]["arguments"].get<std::string>(), nullptr, false);
-            if (!parsed.is_discarded()) tc["function"]["arguments"] = parsed;
-          }
-        }
-      }
-      normalized.push_back(std::move(n));
-    }
-    const engine::ChatTemplate* tmpl = call.host->chat_template();
-    if (tmpl == nullptr) {
-      err = {http::status::bad_request,
-             "model '" + call.host->id() + "' has no chat template (" + call.host->chat_template_status().message() +
-                 "); use /v1/completions",
-             "invalid_request_error", "model"};
-      return false;
-    }
-    engine::ChatTemplateInputs in;
-    in.messages = to_template_value(normalized);
-    if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null()) in.tools = to_template_value(*tools);
-    in.add_generation_prompt = true;
-    in.bos_token = call.host->bos_text();
-    in.eos_token = call.host->eos_text();
-    Result<std::string> text = tmpl->render(in);
-    if (!text.ok()) {
-      err = {http::status::bad_request, "the chat template refused these messages: " + text.status().message(),
-             "invalid_request_error", "messages"};
-      return false;
-    }
-    call.request.prompt =
-        call.host->model().tokenizer().encode(*text, {.add_special = false, .parse_special = true});
-    return true;
-  }
-
-  static json usage_json(const HostEvent& last, size_t prompt_tokens) {
-    return {{"prompt_tokens", prompt_tokens},
-            {"completion_tokens", last.n_tokens},
-            {"total_tokens", static_cast<int64_t>(prompt_tokens) + last.n_tokens},
-            {"prompt_tokens_details", {{"cached_tokens", last.metrics.num_cached_tokens}}}};
-  }
-
   template <class Stream>
-  net::awaitable<bool> completions(Stream& stream, const Request& req, const storage::ApiKeyRecord& key, bool chat) {
+  net::awaitable<bool> completions(Stream& stream, const Request& req, const storage::Principal& who, bool chat) {
     // Counted until the response is written: a drain waits for it, not only for the engine.
     struct CallCount {
       Impl& impl;
       explicit CallCount(Impl& i) : impl(i) {
-        std::lock_guard<std::mutex> lock(impl.calls_mu_);
+        MutexLock lock(impl.calls_mu_);
         ++impl.calls_;
       }
       ~CallCount() {
-        std::lock_guard<std::mutex> lock(impl.calls_mu_);
+        MutexLock lock(impl.calls_mu_);
         if (--impl.calls_ == 0) impl.calls_cv_.notify_all();
       }
     } counted(*this);
-    CompletionCall call;
-    call.chat = chat;
+    const storage::ApiKeyRecord& key = who.key;
+    const std::string route = chat ? "/v1/chat/completions" : "/v1/completions";
     if (draining_.load()) {
       // SIGTERM: requests in flight finish; new ones go to another replica or retry.
-      metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", 503);
+      metrics_.request_refused(route, 503);
       Reply reply = error_reply({http::status::service_unavailable, "the server is shutting down; retry shortly",
                                  "server_error", "", "shutting_down"});
       reply.headers.emplace_back("Retry-After", "5");
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
-    if (ApiError e; !parse_completion(req, key, call, e)) {
-      metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", static_cast<int>(e.status));
-      const Reply reply = error_reply(e);
+    // 1. The body (cheap, bounded), the model and whether this key may use it.
+    auto prep = std::make_shared<Prep>(stream.get_executor());
+    ApiError err;
+    bool ok_so_far = parse_openai_request(req.body(), chat, prep->request, err);
+    if (ok_so_far) {
+      prep->host = models_.find(prep->request.model);
+      if (prep->host == nullptr || !allowed(who, prep->request.model)) {
+        err = {http::status::not_found, "the model '" + prep->request.model + "' does not exist", "invalid_request_error",
+               "model", "model_not_found"};
+        ok_so_far = false;
+      } else if (prep->request.max_tokens > prep->host->context()) {
+        err = {http::status::bad_request,
+               "'max_tokens' must be at most " + std::to_string(prep->host->context()) + " (the model's context)",
+               "invalid_request_error", "max_tokens", ""};
+        ok_so_far = false;
+      }
+    }
+    if (!ok_so_far) {
+      metrics_.request_refused(route, static_cast<int>(err.status));
+      const Reply reply = error_reply(err);
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
-    const size_t prompt_tokens = call.request.prompt.size();
-    const int64_t max_tokens = call.request.max_tokens;
-    const int n = call.n;
-    const Admission adm = limiter_.admit({{"key:" + key.key_id, key.limits}, {"tenant:" + key.tenant, call.tenant_limits}},
-                                         static_cast<int64_t>(prompt_tokens) + n * max_tokens, mono_s());
+    const OpenAiRequest& r = prep->request;
+    const int n = r.n;
+    const int64_t max_tokens = r.max_tokens;
+    // 2. The quota, before any expensive work: a request, n in-flight slots, n x max_tokens
+    // reserved (the prompt is charged when settled).
+    const Admission adm = limiter_.admit({{"key:" + key.key_id, key.limits}, {"tenant:" + key.tenant, who.tenant.limits}},
+                                         n * max_tokens, n, mono_s());
     const std::vector<std::pair<std::string, std::string>> rate_headers = ratelimit_headers(adm);
     if (!adm.ok) {
-      metrics_.request_refused(chat ? "/v1/chat/completions" : "/v1/completions", 429);
+      metrics_.request_refused(route, 429);
       Reply reply = error_reply({http::status::too_many_requests, "rate limit reached: " + adm.refused_by,
                                  "rate_limit_error", "", "rate_limit_exceeded"});
       reply.headers = rate_headers;
@@ -890,23 +839,47 @@ class Server::Impl {
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
-    // Every way out of here gives the reservation back.
-    struct Release {
-      RateLimiter& limiter;
-      uint64_t ticket;
-      int64_t unused;
-      ~Release() { limiter.release(ticket, unused, mono_s()); }
-    } release{limiter_, adm.ticket, n * max_tokens};
+    auto meter = std::make_shared<CallMeter>(state_, limiter_, adm.ticket, key.key_id, n);
+    // 3. Template, tokens and input moderation, off the I/O threads.
+    prep->terms = moderation_.snapshot();
+    co_await prepare(prep);
+    if (!prep->ok) {
+      if (prep->moderated) {
+        log(LogLevel::kInfo, "prompt refused by content moderation",
+            {.request_id = std::nullopt, .tenant = key.tenant, .model = r.model, .key_id = key.key_id, .extra = {}});
+      }
+      metrics_.request_refused(route, static_cast<int>(prep->err.status));
+      Reply reply = error_reply(prep->err);
+      reply.headers = rate_headers;
+      const bool ok = co_await send(stream, req, reply);
+      co_return ok;
+    }
+    const std::shared_ptr<ModelHost> host = prep->host;
+    const size_t prompt_tokens = prep->tokens.size();
+    HostRequest base;
+    base.prompt = std::move(prep->tokens);
+    base.max_tokens = static_cast<int32_t>(max_tokens);
+    base.sampling = r.sampling;
+    base.stop = r.stop;
+    base.ignore_eos = r.ignore_eos;
+    base.tenant = key.tenant;
+    base.cache_salt = who.tenant.cache_salt;
+    base.logprobs = r.logprobs;
+    base.filter_terms = prep->terms->output;
+    std::string prompt_log;
+    if (log_prompts_enabled()) prompt_log = r.chat ? dump_json(r.messages) : r.prompt_text.value_or("(token ids)");
+
+    // 4. One engine request per choice; they share the prompt's KV blocks through the prefix cache.
     auto pending = std::make_shared<Pending>(stream.get_executor());
-    // One engine request per choice; they share the prompt's KV blocks through the prefix cache.
     std::vector<uint64_t> ids;
     Status submit_error;
     for (int i = 0; i < n && submit_error.is_ok(); ++i) {
-      HostRequest r = call.request;
-      if (call.seeded) r.sampling.seed += static_cast<uint64_t>(i);
-      HostSink sink = [pending, i](const HostEvent& ev) {
+      HostRequest one = base;
+      if (r.seeded) one.sampling.seed += static_cast<uint64_t>(i);
+      HostSink sink = [pending, meter, i](const HostEvent& ev) {
+        meter->saw(i, ev.n_tokens);
         {
-          std::lock_guard<std::mutex> lock(pending->mu);
+          MutexLock lock(pending->mu);
           pending->events.emplace_back(i, ev);
         }
         net::post(pending->timer.get_executor(), [pending] {
@@ -914,22 +887,27 @@ class Server::Impl {
           pending->timer.cancel();
         });
       };
-      Result<uint64_t> id = call.host->submit(std::move(r), std::move(sink));
+      Result<uint64_t> id = host->submit(std::move(one), std::move(sink));
       if (id.ok()) {
+        // The prompt counts once the engine has it. (The meter's destructor runs after this:
+        // this coroutine still holds it.)
+        if (ids.empty()) meter->started(static_cast<int64_t>(prompt_tokens));
         ids.push_back(*id);
       } else {
         submit_error = id.status();
       }
     }
     if (!submit_error.is_ok()) {
-      for (uint64_t id : ids) call.host->cancel(id);
+      for (uint64_t id : ids) host->cancel(id);
       Reply reply = error_reply(from_status(submit_error));
       reply.headers = rate_headers;
+      if (submit_error.code() == Status::Code::kResourceExhausted) reply.headers.emplace_back("Retry-After", "1");
+      metrics_.request_refused(route, static_cast<int>(reply.status));
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
     auto cancel_all = [&] {
-      for (uint64_t id : ids) call.host->cancel(id);
+      for (uint64_t id : ids) host->cancel(id);
     };
     watch_hangup(stream, pending);
     bool watching = true;
@@ -940,14 +918,14 @@ class Server::Impl {
       beast::get_lowest_layer(stream).socket().cancel(ignored);
     };
 
-    const std::string cid = random_id(call.chat ? "chatcmpl-" : "cmpl-");
+    const std::string cid = random_id(chat ? "chatcmpl-" : "cmpl-");
     const int64_t created = now_s();
-    const std::string model_id = call.host->id();
+    const std::string model_id = host->id();
     // The next events, or none when the client hung up.
     auto next_events = [&]() -> net::awaitable<std::deque<std::pair<int, HostEvent>>> {
       for (;;) {
         {
-          std::lock_guard<std::mutex> lock(pending->mu);
+          MutexLock lock(pending->mu);
           if (!pending->events.empty()) {
             std::deque<std::pair<int, HostEvent>> out;
             out.swap(pending->events);
@@ -973,36 +951,40 @@ class Server::Impl {
     std::vector<Choice> choices(static_cast<size_t>(n));
     int finished = 0;
     Status failure;
-    // Usage of the whole call: the prompt once, every choice's completion tokens.
-    auto finish_call = [&]() -> json {
+    // Metrics and the log line of the call; its usage object for the client. The usage row
+    // itself is the meter's (equal: both count each choice's last n_tokens).
+    auto finish_call = [&](int status) -> json {
       int64_t completion = 0;
       for (const Choice& c : choices) completion += c.last.n_tokens;
-      release.unused = n * max_tokens - completion;
-      state_.record_usage(key.key_id, wall_minute(), static_cast<int64_t>(prompt_tokens), completion);
-      HostEvent total = choices[0].last;
-      total.n_tokens = static_cast<int32_t>(completion);
-      record_done(model_id, key.tenant, 200, prompt_tokens, total);
+      const scheduler::RequestMetrics& m = choices[0].last.metrics;
+      record_done(model_id, key.tenant, status, prompt_tokens, completion, m);
       if (log_enabled(LogLevel::kInfo)) {
-        const scheduler::RequestMetrics& m = total.metrics;
         LogFields f{.request_id = cid, .tenant = key.tenant, .model = model_id, .key_id = key.key_id, .extra = {}};
         f.extra = {{"prompt_tokens", std::to_string(prompt_tokens)},
                    {"cached_tokens", std::to_string(m.num_cached_tokens)},
                    {"completion_tokens", std::to_string(completion)},
                    {"choices", std::to_string(n)},
                    {"ttft_ms", std::to_string(m.first_token_ns >= 0 ? (m.first_token_ns - m.arrival_ns) / 1000000 : -1)},
-                   {"stream", call.stream ? "true" : "false"}};
-        if (!call.user.empty()) f.extra.emplace_back("user", call.user);
-        if (!call.prompt_text.empty()) f.extra.emplace_back("prompt", call.prompt_text);
-        log(LogLevel::kInfo, call.chat ? "chat completion" : "completion", f);
+                   {"stream", r.stream ? "true" : "false"}};
+        if (status != 200) f.extra.emplace_back("status", std::to_string(status));
+        if (!r.user.empty()) f.extra.emplace_back("user", r.user);
+        if (!prompt_log.empty()) f.extra.emplace_back("prompt", prompt_log);
+        log(LogLevel::kInfo, chat ? "chat completion" : "completion", f);
       }
-      return usage_json(total, prompt_tokens);
+      return usage_json(static_cast<int64_t>(prompt_tokens), completion, m.num_cached_tokens);
+    };
+    // A client that went away: its blocks are freed now; what it generated is metered when
+    // the engine reports the cancellation.
+    auto hung_up = [&] {
+      cancel_all();
+      (void)finish_call(499);  // nginx's "client closed request"
     };
 
-    if (!call.stream) {
+    if (!r.stream) {
       while (finished < n && failure.is_ok()) {
         std::deque<std::pair<int, HostEvent>> batch = co_await next_events();
         if (pending->hung_up) {
-          cancel_all();  // the client went away: free its blocks now
+          hung_up();
           co_return false;
         }
         for (auto& [i, ev] : batch) {
@@ -1013,13 +995,15 @@ class Server::Impl {
           if (ev.finish != HostFinish::kNone && !c.done) {
             c.done = true;
             ++finished;
-            c.last = std::move(ev);
           }
+          c.last.n_tokens = ev.n_tokens;
+          if (ev.finish != HostFinish::kNone) c.last = std::move(ev);
         }
       }
       stop_watching();
       if (!failure.is_ok()) {
         cancel_all();
+        (void)finish_call(500);
         const Reply reply = error_reply(from_status(failure));
         const bool ok = co_await send(stream, req, reply);
         co_return ok;
@@ -1027,25 +1011,24 @@ class Server::Impl {
       json out_choices = json::array();
       for (int i = 0; i < n; ++i) {
         Choice& c = choices[static_cast<size_t>(i)];
-        const bool lp = call.request.logprobs >= 0;
-        json logprobs = !lp ? json(nullptr) : call.chat ? chat_logprobs(c.logprobs) : completion_logprobs(c.logprobs, c.text_offset);
-        out_choices.push_back(call.chat ? json{{"index", i},
-                                               {"message", {{"role", "assistant"}, {"content", c.text}}},
-                                               {"logprobs", logprobs},
-                                               {"finish_reason", finish_name(c.last.finish)}}
-                                        : json{{"index", i},
-                                               {"text", c.text},
-                                               {"logprobs", logprobs},
-                                               {"finish_reason", finish_name(c.last.finish)}});
+        const bool lp = r.logprobs >= 0;
+        json logprobs = !lp ? json(nullptr) : chat ? chat_logprobs(c.logprobs) : completion_logprobs(c.logprobs, c.text_offset);
+        out_choices.push_back(chat ? json{{"index", i},
+                                          {"message", {{"role", "assistant"}, {"content", c.text}}},
+                                          {"logprobs", logprobs},
+                                          {"finish_reason", finish_name(c.last.finish)}}
+                                   : json{{"index", i},
+                                          {"text", c.text},
+                                          {"logprobs", logprobs},
+                                          {"finish_reason", finish_name(c.last.finish)}});
       }
       json body = {{"id", cid},
-                   {"object", call.chat ? "chat.completion" : "text_completion"},
+                   {"object", chat ? "chat.completion" : "text_completion"},
                    {"created", created},
                    {"model", model_id},
                    {"choices", out_choices},
-                   {"usage", finish_call()}};
-      const Reply reply{http::status::ok, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json",
-                        rate_headers};
+                   {"usage", finish_call(200)}};
+      const Reply reply{http::status::ok, dump_json(body), "application/json", rate_headers, false};
       const bool ok = co_await send(stream, req, reply);
       co_return ok;
     }
@@ -1070,6 +1053,7 @@ class Server::Impl {
       co_return !wec;
     };
     bool alive = !ec;
+    bool ended = false;  // finish_call ran
     std::vector<bool> first_chunk(static_cast<size_t>(n), true);
     while (alive && finished < n) {
       std::deque<std::pair<int, HostEvent>> batch = co_await next_events();
@@ -1081,22 +1065,24 @@ class Server::Impl {
         if (!alive) break;
         Choice& c = choices[static_cast<size_t>(i)];
         if (c.done) continue;
+        c.last.n_tokens = ev.n_tokens;
         if (ev.finish == HostFinish::kError) {
           const std::string data = error_body(from_status(ev.error));
+          c.last = std::move(ev);
           alive = co_await emit(data);
           c.done = true;
           finished = n;  // an error ends the whole call
           cancel_all();
+          (void)finish_call(500);
+          ended = true;
           break;
         }
         if (!ev.text.empty() || !ev.logprobs.empty() || ev.finish != HostFinish::kNone) {
           const json finish = ev.finish == HostFinish::kNone ? json(nullptr) : json(finish_name(ev.finish));
-          const bool lp = call.request.logprobs >= 0;
-          json logprobs = !lp ? json(nullptr)
-                          : call.chat ? chat_logprobs(ev.logprobs)
-                                      : completion_logprobs(ev.logprobs, c.text_offset);
+          const bool lp = r.logprobs >= 0;
+          json logprobs = !lp ? json(nullptr) : chat ? chat_logprobs(ev.logprobs) : completion_logprobs(ev.logprobs, c.text_offset);
           json choice;
-          if (call.chat) {
+          if (chat) {
             json delta = json::object();
             if (first_chunk[static_cast<size_t>(i)]) delta["role"] = "assistant";
             if (!ev.text.empty() || first_chunk[static_cast<size_t>(i)]) delta["content"] = ev.text;
@@ -1106,12 +1092,12 @@ class Server::Impl {
           }
           first_chunk[static_cast<size_t>(i)] = false;
           json chunk = {{"id", cid},
-                        {"object", call.chat ? "chat.completion.chunk" : "text_completion"},
+                        {"object", chat ? "chat.completion.chunk" : "text_completion"},
                         {"created", created},
                         {"model", model_id},
                         {"choices", json::array({choice})}};
-          if (call.include_usage) chunk["usage"] = nullptr;
-          const std::string data = chunk.dump(-1, ' ', false, json::error_handler_t::replace);
+          if (r.include_usage) chunk["usage"] = nullptr;
+          const std::string data = dump_json(chunk);
           alive = co_await emit(data);
         }
         if (ev.finish != HostFinish::kNone) {
@@ -1119,15 +1105,16 @@ class Server::Impl {
           ++finished;
           c.last = std::move(ev);
           if (finished == n) {
-            const json usage = finish_call();
-            if (alive && call.include_usage) {
+            const json usage = finish_call(200);
+            ended = true;
+            if (alive && r.include_usage) {
               json u = {{"id", cid},
-                        {"object", call.chat ? "chat.completion.chunk" : "text_completion"},
+                        {"object", chat ? "chat.completion.chunk" : "text_completion"},
                         {"created", created},
                         {"model", model_id},
                         {"choices", json::array()},
                         {"usage", usage}};
-              const std::string data = u.dump();
+              const std::string data = dump_json(u);
               alive = co_await emit(data);
             }
           }
@@ -1136,7 +1123,11 @@ class Server::Impl {
     }
     stop_watching();
     if (!alive) {
-      cancel_all();  // the client went away: free its blocks now
+      if (!ended) {
+        hung_up();
+      } else {
+        cancel_all();
+      }
       co_return false;
     }
     const std::string done_marker = "[DONE]";
@@ -1151,13 +1142,18 @@ class Server::Impl {
   Metrics metrics_;
   ModelRegistry& models_;
   const Moderation& moderation_;
+  ConnTable conns_;
   std::atomic<bool> draining_{false};
-  std::mutex calls_mu_;
-  std::condition_variable calls_cv_;
-  int64_t calls_ = 0;  // completion calls being answered; guarded by calls_mu_
+  std::atomic<bool> accept_error_logged_{false};
+  Mutex calls_mu_;
+  CondVar calls_cv_;
+  int64_t calls_ SN_GUARDED_BY(calls_mu_) = 0;  // completion calls being answered
   net::io_context ioc_;
   std::optional<net::ssl::context> ssl_;
+  bool metrics_tls_ = false;  // the metrics listener is off loopback: TLS like the API
   tcp::acceptor acceptor_;
+  tcp::acceptor metrics_acceptor_;
+  net::thread_pool prep_pool_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};
 };
@@ -1167,7 +1163,7 @@ Server::Server(ServerOptions options, storage::StateStore& state, ModelRegistry&
 
 Server::~Server() { stop(); }
 
-Status Server::start() { return impl_->start(port_); }
+Status Server::start() { return impl_->start(port_, metrics_port_); }
 
 void Server::stop() { impl_->stop(); }
 

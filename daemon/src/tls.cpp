@@ -1,6 +1,10 @@
 // Self-signed certificate generation with OpenSSL 3's EVP and X509 APIs (tls.h).
 #include "supernode/daemon/tls.h"
 
+#include "supernode/base/secret_file.h"
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -83,15 +87,17 @@ Status ensure_self_signed_certificate(const std::string& cert_path, const std::s
   std::filesystem::create_directories(std::filesystem::path(cert_path).parent_path(), ec);
   std::filesystem::create_directories(std::filesystem::path(key_path).parent_path(), ec);
   {
-    const mode_t old = umask(077);
-    std::unique_ptr<FILE, FileClose> kf(std::fopen(key_path.c_str(), "w"));
-    umask(old);
-    if (!kf) return Status::io_error(key_path, "cannot write the TLS key");
-    if (PEM_write_PrivateKey(kf.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-      return Status::io_error(key_path, "cannot write the TLS key");
+    // The key goes through memory to a file that is 0600 from its first byte.
+    std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), &BIO_free);
+    if (!mem || PEM_write_bio_PrivateKey(mem.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+      return Status::internal(key_path, "cannot encode the TLS key");
     }
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(mem.get(), &data);
+    Status w = write_secret_file(key_path, std::string_view(data, static_cast<size_t>(len)));
+    OPENSSL_cleanse(data, static_cast<size_t>(len));
+    SN_RETURN_IF_ERROR(w);
   }
-  ::chmod(key_path.c_str(), 0600);
   std::unique_ptr<FILE, FileClose> cf(std::fopen(cert_path.c_str(), "w"));
   if (!cf || PEM_write_X509(cf.get(), cert.get()) != 1) return Status::io_error(cert_path, "cannot write the certificate");
   return Status::ok();

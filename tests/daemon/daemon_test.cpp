@@ -31,161 +31,11 @@
 
 #include <CppUTest/TestHarness.h>
 
+#include "daemon_harness.h"
+
 namespace {
 
-struct HttpReply {
-  int status = 0;
-  std::string headers;
-  std::string body;  // de-chunked
-};
-
-// A TCP connection to 127.0.0.1:port; -1 when it cannot be made.
-int connect_local(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Sends POST /v1/completions with `body` on a new connection left open (keep-alive) for the
-// caller to read from or hang up on; -1 when it cannot connect.
-int send_completion(uint16_t port, const std::string& key, const std::string& body) {
-  const int fd = connect_local(port);
-  if (fd < 0) return -1;
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
-                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  return fd;
-}
-
-// One request on a fresh connection (Connection: close), read to the end.
-HttpReply http(uint16_t port, const std::string& method, const std::string& path, const std::string& body = "",
-               const std::string& key = "", const std::string& extra_headers = "") {
-  HttpReply r;
-  const int fd = connect_local(port);
-  if (fd < 0) return r;
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
-  if (!key.empty()) req += "Authorization: Bearer " + key + "\r\n";
-  if (!body.empty() || method == "POST") {
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  }
-  req += extra_headers + "\r\n" + body;
-  size_t off = 0;
-  while (off < req.size()) {
-    const ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
-  }
-  std::string raw;
-  char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  const size_t head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string::npos || raw.size() < 12) return r;
-  r.status = std::atoi(raw.c_str() + 9);
-  r.headers = raw.substr(0, head_end);
-  std::string rest = raw.substr(head_end + 4);
-  if (r.headers.find("chunked") != std::string::npos) {
-    size_t p = 0;
-    while (p < rest.size()) {
-      const size_t eol = rest.find("\r\n", p);
-      if (eol == std::string::npos) break;
-      const size_t len = std::strtoul(rest.c_str() + p, nullptr, 16);
-      if (len == 0) break;
-      r.body += rest.substr(eol + 2, len);
-      p = eol + 2 + len + 2;
-    }
-  } else {
-    r.body = rest;
-  }
-  return r;
-}
-
-std::string run_out(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
-// The real daemon as a child process, stopped with SIGTERM by the destructor.
-class Daemon {
- public:
-  Daemon(const std::string& model, const std::string& state_dir_in, bool tls = false,
-         std::vector<std::string> extra = {}) {
-    const std::string state_dir = state_dir_in;
-    const std::string out_file = state_dir + ".out";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* f = std::freopen(out_file.c_str(), "w", stdout);
-      (void)f;
-      (void)std::freopen((state_dir + ".err").c_str(), "w", stderr);
-      const std::string bin = sn::testing::bin_dir() + "/supernoded";
-      const std::string admin = state_dir + "/admin.sock";
-      std::vector<const char*> argv = {bin.c_str(), "--listen", "127.0.0.1:0", "--state-dir", state_dir.c_str(),
-                                       "--admin-socket", admin.c_str(), "-m", model.c_str(), "-t", "2", "--context", "512"};
-      if (!tls) argv.push_back("--plain-http");
-      // Without tiers unless a test asks (the default host tier maps 1 GiB).
-      if (extra.empty()) extra = {"--kv-host-mb", "0"};
-      for (const std::string& e : extra) argv.push_back(e.c_str());
-      argv.push_back(nullptr);
-      ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      std::ifstream in(out_file);
-      std::string line;
-      if (std::getline(in, line) && line.rfind("listening ", 0) == 0) {
-        port_ = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
-      }
-    }
-    std::ifstream k(state_dir + "/initial-api-key");
-    std::getline(k, key_);
-  }
-  ~Daemon() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  uint16_t port() const { return port_; }
-  const std::string& key() const { return key_; }
-  pid_t pid() const { return pid_; }
-  // Waits for the process to end by itself; its exit status (-1 when it was not running).
-  int wait_exit() {
-    if (pid_ <= 0) return -1;
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-  // A crash: SIGKILL, no drain, no flush.
-  void kill9() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  std::string key_;
-};
-
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using namespace sn::testing::daemon;
 
 std::string ascii_lower_copy(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -341,9 +191,12 @@ TEST(Daemon, MetricsAreValidPrometheusText) {
   const std::string body = R"({"model":"tiny","prompt":"hello","max_tokens":3})";
   LONGS_EQUAL(200, http(d->port(), "POST", "/v1/completions", body, d->key()).status);
   LONGS_EQUAL(404, http(d->port(), "GET", "/v1/no/such/route", "", d->key()).status);
-  LONGS_EQUAL(401, http(d->port(), "GET", "/metrics").status);  // a key is needed here too
-  HttpReply m = http(d->port(), "GET", "/metrics", "", d->key());
+  // Metrics are for monitoring, on their own listener: a tenant's key never sees them.
+  CHECK_TRUE(d->metrics_port() != 0 && d->metrics_port() != d->port());
+  HttpReply m = http(d->metrics_port(), "GET", "/metrics");
   LONGS_EQUAL(200, m.status);
+  LONGS_EQUAL(404, http(d->port(), "GET", "/metrics", "", d->key()).status);
+  LONGS_EQUAL(404, http(d->metrics_port(), "GET", "/v1/models", "", d->key()).status);
   CHECK_TRUE(has(m.headers, "text/plain; version=0.0.4"));
   CHECK_TRUE(has(m.body, "supernode_requests_total{model=\"tiny\",tenant=\"default\",code=\"200\"} 1"));
   CHECK_TRUE(has(m.body, "supernode_completion_tokens_total{model=\"tiny\",tenant=\"default\"} 3"));
@@ -351,7 +204,7 @@ TEST(Daemon, MetricsAreValidPrometheusText) {
   CHECK_TRUE(has(m.body, "supernode_time_to_first_token_seconds_count{model=\"tiny\"} 1"));
   CHECK_TRUE(has(m.body, "supernode_kv_tier1_blocks{model=\"tiny\"}"));
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
-    std::fprintf(stderr, "SKIP: promtool not installed (Debian package prometheus); exposition not checked by it\n");
+    sn::testing::skip("promtool not installed (Debian package prometheus); exposition not checked by it");
     return;
   }
   const std::string file = dir->file("metrics.txt");
@@ -419,7 +272,7 @@ TEST(Daemon, QuotasGive429WithRetryAfterAndUsageIsMetered) {
 TEST(Daemon, HttpsByDefaultWithASelfSignedCertificate) {
   d.reset();
   if (std::system("command -v curl >/dev/null 2>&1") != 0) {
-    std::fprintf(stderr, "SKIP: curl not installed; HTTPS not checked\n");
+    sn::testing::skip("curl not installed; HTTPS not checked");
     return;
   }
   sn::testing::TempDir state_dir;
@@ -437,6 +290,19 @@ TEST(Daemon, HttpsByDefaultWithASelfSignedCertificate) {
   CHECK_TEXT(!has(old, "rc=0"), old.c_str());
   HttpReply plain = http(tls.port(), "GET", "/healthz");
   CHECK_TRUE(plain.status != 200);
+  // Regression: no cipher policy. Forward-secret AEAD suites only: CBC, SHA-1 MACs and RSA
+  // key exchange are refused; the key file is 0600 from its first byte (the initial API
+  // key's too).
+  const std::string tls12 = "openssl s_client -connect 127.0.0.1:" + std::to_string(tls.port()) + " -tls1_2 -cipher ";
+  const std::string aead = run_out(tls12 + "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256 </dev/null 2>&1");
+  CHECK_TEXT(has(aead, "Cipher is ECDHE-"), aead.c_str());
+  for (const char* weak : {"AES128-SHA", "AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA",
+                           "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA384"}) {
+    const std::string out = run_out(tls12 + weak + " </dev/null 2>&1; echo rc=$?");
+    CHECK_TEXT(!has(out, std::string("Cipher is ") + weak), out.c_str());
+  }
+  CHECK_EQUAL(0, ::stat(state_dir.file("initial-api-key").c_str(), &st));
+  LONGS_EQUAL(0600, st.st_mode & 0777);
   const std::string refused = run_out(sn::testing::bin_dir() + "/supernoded --listen 0.0.0.0:0 --plain-http -m " + model +
                                       " --state-dir " + state_dir.file("other") + " 2>&1; echo rc=$?");
   CHECK_TEXT(has(refused, "refused on the non-loopback address") && has(refused, "rc=2"), refused.c_str());
@@ -468,7 +334,7 @@ TEST(ModelDaemon, GreedyOverTheApiEqualsSupernodeRun) {
   HttpReply c = http(d.port(), "POST", "/v1/chat/completions",
                      R"({"model":"stories260K","messages":[{"role":"user","content":"hi"}]})", d.key());
   LONGS_EQUAL(400, c.status);
-  CHECK_TEXT(has(c.body, "has no chat template"), c.body.c_str());
+  CHECK_TEXT(has(c.body, "has no usable chat template"), c.body.c_str());
 }
 
 // The model catalog over the admin CLI while the API serves: import (sha256, copied into
@@ -726,7 +592,7 @@ std::string wait_notify(int fd, const std::string& what, int timeout_ms) {
 // daemon serves on), SIGTERM says STOPPING=1 and exits 0.
 TEST(Daemon, SystemdActivationNotifyAndReload) {
   if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0) {
-    std::printf("SKIP: no /usr/bin/systemd-socket-activate\n");
+    sn::testing::skip("no /usr/bin/systemd-socket-activate (Debian package systemd)");
     return;
   }
   d.reset();
@@ -750,6 +616,7 @@ TEST(Daemon, SystemdActivationNotifyAndReload) {
   const std::string config = dir->file("supernode.toml");
   const std::string base = "listen = \"127.0.0.1:1\"\nstate_dir = \"" + dir->file("state") + "\"\nadmin_socket = \"" +
                            dir->file("admin.sock") + "\"\nplain_http = true\n[kv]\nhost_mb = 0\n[engine]\ncontext = 256\n"
+                           "[metrics]\nlisten = \"127.0.0.1:0\"\n"
                            "[[models]]\nid = \"tiny\"\npath = \"" + model + "\"\n";
   const std::string second = "[[models]]\nid = \"second\"\npath = \"" + model + "\"\n";
   sn::testing::write_file(config, base);

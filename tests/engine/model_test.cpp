@@ -403,10 +403,9 @@ TEST(ModelReference, RandomModelsOfEveryTypeAndArchMatchLlamaCppLogits) {
     if (file.size() <= suffix.size() || file.compare(file.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
     const std::string name = file.substr(0, file.size() - suffix.size());
     const std::string model_path = test_models_dir() + "/" + name + ".gguf";
-    if (!std::filesystem::exists(model_path)) {
-      std::fprintf(stderr, "SKIP: %s not generated (scripts/make-test-models.sh)\n", model_path.c_str());
-      continue;
-    }
+    // Mixture-of-experts references wait for their architectures (ModelPending reports them).
+    if (sn::testing::is_pending_model(name)) continue;
+    CHECK_TEXT(std::filesystem::exists(model_path), (model_path + " not generated (scripts/make-test-models.sh)").c_str());
     sn::Result<std::unique_ptr<Model>> m = Model::load(model_path);
     CHECK_TRUE_TEXT(m.ok(), m.status().to_string().c_str());
     Tolerance tol;
@@ -419,4 +418,5 @@ TEST(ModelReference, RandomModelsOfEveryTypeAndArchMatchLlamaCppLogits) {
     ++checked;
   }
   std::fprintf(stderr, "reference logits: %d models checked\n", checked);
+  CHECK(checked >= 17);  // every llama, qwen2 and qwen3 reference in ../shared
 }

@@ -121,7 +121,7 @@ void check_against_reference(CpuBackend& ref, CpuBackend& be, const WeightView& 
 
 bool skip_isa(Isa isa) {
   if (sn::hal::isa_supported(isa)) return false;
-  std::fprintf(stderr, "SKIP: matmul %s kernels: not supported by this CPU\n", sn::hal::isa_name(isa));
+  sn::testing::skip(std::string("matmul ") + sn::hal::isa_name(isa) + " kernels: not supported by this CPU");
   return true;
 }
 

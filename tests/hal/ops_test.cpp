@@ -38,7 +38,7 @@ std::vector<Isa> runnable_isas(const char* test) {
     if (sn::hal::isa_supported(isa)) {
       out.push_back(isa);
     } else {
-      std::fprintf(stderr, "SKIP: %s [%s]: CPU lacks %s\n", test, sn::hal::isa_name(isa), sn::hal::isa_name(isa));
+      sn::testing::skip(std::string(test) + " [" + sn::hal::isa_name(isa) + "]: this CPU lacks " + sn::hal::isa_name(isa));
     }
   }
   return out;

@@ -1,8 +1,9 @@
 // CudaBackend (label gpu): every op against the CPU scalar reference (CpuBackend with
 // Isa::kScalar, cpu::dequantize_row) on random inputs of odd sizes, with guard regions
-// around device outputs; matmul batch invariance bit for bit. Every test prints
-// "SKIP: ..." and passes trivially when there is no usable NVIDIA GPU (no driver, no
-// device, or a build without CUDA), so the executable runs anywhere.
+// around device outputs; matmul batch invariance bit for bit. Every test reports a skip
+// (sn::testing::skip; the run exits 77, which ctest shows as skipped) when there is no
+// usable NVIDIA GPU (no driver, no device, or a build without CUDA), so the executable
+// runs anywhere and never passes for a GPU it did not test.
 //
 // Tolerances (why each is what it is):
 //  - matmul: the GPU quantizes activations bit-identically to the CPU and computes the
@@ -68,7 +69,7 @@ CudaBackend* gpu(const char* test) {
       why = r.status().message();
     }
   }
-  if (be == nullptr) std::fprintf(stderr, "SKIP: %s: %s\n", test, why.c_str());
+  if (be == nullptr) sn::testing::skip(std::string(test) + ": " + why);
   return be.get();
 }
 

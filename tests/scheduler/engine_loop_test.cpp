@@ -57,7 +57,7 @@ std::optional<std::string> test_model(const std::string& name) {
   const char* env = std::getenv("SUPERNODE_TEST_MODELS");
   const std::string path = std::string(env != nullptr ? env : "build/models") + "/" + name;
   if (!std::filesystem::exists(path)) {
-    std::fprintf(stderr, "SKIP: %s not found (set SUPERNODE_TEST_MODELS; make-bench-model writes it)\n", path.c_str());
+    sn::testing::skip(path + " not found (set SUPERNODE_TEST_MODELS; make-bench-model writes it)");
     return std::nullopt;
   }
   return path;

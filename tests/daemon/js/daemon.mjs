@@ -94,8 +94,8 @@ export async function startDaemon({ dir, models, extraArgs = [], startTimeoutMs 
   const stateDir = path.join(dir, 'state');
   const adminSocket = path.join(dir, 'admin.sock');
   const logFile = path.join(dir, 'supernoded.log');
-  const args = ['--listen', '127.0.0.1:0', '--plain-http', '--state-dir', stateDir, '--admin-socket', adminSocket,
-                '-t', '2', '--context', '512'];
+  const args = ['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--plain-http', '--state-dir', stateDir,
+                '--admin-socket', adminSocket, '-t', '2', '--context', '512'];
   for (const m of models) args.push('-m', m);
   args.push(...extraArgs);
   const log = fs.openSync(logFile, 'w');
@@ -114,7 +114,7 @@ export async function startDaemon({ dir, models, extraArgs = [], startTimeoutMs 
     try { return fs.readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n'); } catch { return ''; }
   };
 
-  const { host, port } = await new Promise((resolve, reject) => {
+  const { host, port, metricsPort } = await new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -126,7 +126,8 @@ export async function startDaemon({ dir, models, extraArgs = [], startTimeoutMs 
       const m = /^listening (\S+):(\d+)$/m.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ host: m[1], port: Number(m[2]) });
+        const mm = /^metrics (\S+):(\d+)$/m.exec(out);
+        resolve({ host: m[1], port: Number(m[2]), metricsPort: mm ? Number(mm[2]) : 0 });
       }
     });
     exitPromise.then((e) => {
@@ -140,6 +141,7 @@ export async function startDaemon({ dir, models, extraArgs = [], startTimeoutMs 
   return {
     host,
     port,
+    metricsPort,  // /metrics: never on the API port
     key,
     stateDir,
     adminSocket,

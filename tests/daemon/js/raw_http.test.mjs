@@ -320,9 +320,11 @@ describe('supernoded over raw HTTP/1.1', () => {
     const start = Date.now();
     await assertStillServing();
     assert.ok(Date.now() - start < 10000, `the next request took ${Date.now() - start} ms`);
-    const m = await roundTrip(port, httpText({ method: 'GET', path: '/metrics', key }));
+    const m = await roundTrip(daemon.metricsPort, httpText({ method: 'GET', path: '/metrics' }));
     assert.equal(m.status, 200, m.body);
     assert.match(m.body, /^supernode_requests_total\{/m);
+    // A tenant's key does not reach other tenants' figures on the API port.
+    assert.equal((await roundTrip(port, httpText({ method: 'GET', path: '/metrics', key }))).status, 404);
   });
 
   test('no credentials or non-Bearer credentials: 401 invalid_api_key', T, async () => {

@@ -47,6 +47,9 @@ struct AdminOptions {
   std::string socket_path;
   std::string models_dir;  // where models.import copies files
   std::chrono::milliseconds drain{30000};  // models.unload waits this long for requests
+  // tenants.create: each of rpm, tpm and concurrency not given takes this default ([quotas]);
+  // an explicit 0 means no limit of that kind.
+  storage::Limits default_tenant_limits;
 };
 
 class AdminServer {

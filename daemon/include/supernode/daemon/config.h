@@ -24,6 +24,8 @@
 //   max_seqs = 16                        # requests computed together per model
 //   batch_tokens = 512                   # tokens per step (prefill chunks and decodes)
 //   kv_blocks = 0                        # KV blocks of 16 tokens; 0: max_seqs x context
+//   max_waiting = 256                    # requests queued per model before 429
+//   max_waiting_per_tenant = 64          # of those, from one tenant
 //
 //   [kv]                                 # KV cache tiers below the compute device
 //   host_mb = 1024                       # host-RAM tier, MiB; 0: off
@@ -38,9 +40,23 @@
 //   idle_timeout_s = 60                  # close a connection silent this long
 //   drain_timeout_s = 30                 # on stop, wait this long for running requests
 //   io_nice = 0                          # the HTTP threads' nice value (5: compute threads first)
+//   max_connections = 4096               # open client connections in all; more are closed at accept
+//   max_connections_per_address = 1024   # from one client address
+//
+//   [metrics]                            # Prometheus /metrics, never on the API's listener
+//   listen = "127.0.0.1:9464"            # HOST:PORT; "" turns it off; plain HTTP on loopback only
+//
+//   [quotas]                             # tenant "default" at first start, and tenants created
+//   default_rpm = 600                    #   without limits of their own; 0: no limit of that kind
+//   default_tpm = 1000000
+//   default_concurrency = 64
 //
 //   [usage]
 //   flush_ms = 1000                      # metered usage reaches SQLite at least this often
+//
+//   [audit]
+//   key_file = ""                        # the audit log's HMAC key; "": systemd's credential
+//                                        #   "audit-key", else STATE_DIR/audit.key (made once)
 //
 //   [log]
 //   level = "info"                       # debug | info | warning | error
@@ -90,6 +106,8 @@ struct EngineConfig {
   int max_seqs = 16;
   int batch_tokens = 512;  // tokens computed per step, all requests together
   int kv_blocks = 0;       // tier-1 KV blocks of 16 tokens; 0: max_seqs x context
+  int max_waiting = 256;   // queued requests per model
+  int max_waiting_per_tenant = 64;  // of those, one tenant's
 };
 
 struct KvConfig {
@@ -106,10 +124,26 @@ struct ServerConfig {
   int idle_timeout_s = 60;
   int drain_timeout_s = 30;
   int io_nice = 0;
+  int max_connections = 4096;
+  int max_connections_per_address = 1024;
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9464";  // empty: no metrics listener
+};
+
+struct QuotaConfig {
+  int64_t default_rpm = 600;
+  int64_t default_tpm = 1000000;
+  int64_t default_concurrency = 64;
 };
 
 struct UsageConfig {
   int flush_ms = 1000;
+};
+
+struct AuditConfig {
+  std::string key_file;  // empty: storage::load_audit_key's default places
 };
 
 struct LogConfig {
@@ -127,7 +161,10 @@ struct DaemonConfig {
   EngineConfig engine;
   KvConfig kv;
   ServerConfig server;
+  MetricsConfig metrics;
+  QuotaConfig quotas;
   UsageConfig usage;
+  AuditConfig audit;
   LogConfig log;
   std::string config_file;  // the file read by resolve_config/load_config_file; empty: none
 };
@@ -146,13 +183,15 @@ struct DaemonConfig {
 // supernoded's command line: every setting of the file has a flag or the file alone
 // (--config FILE, --listen, --state-dir, --admin-socket, -m/--model (repeatable),
 // --plain-http, --tls-cert, --tls-key, -t/--threads, --context, --max-seqs, --kv-host-mb,
-// --kv-disk-mb, --kv-int8, --log-level, --log-prompts). Call parse() on the result.
+// --kv-disk-mb, --kv-int8, --metrics-listen, --log-level, --log-prompts). Call parse() on
+// the result.
 [[nodiscard]] sn::Args daemon_args();
 
 // The configuration supernoded runs with: the config file (--config, or `default_config`
 // when it exists; a missing --config file is an error), then each flag given on the
 // command line over it (-m replaces the file's model list), then the checks of the merged
-// result: plain_http only on a loopback listen address and never with TLS files, at least
+// result: plain_http only on a loopback listen address and never with TLS files, a metrics
+// listener apart from the API's and in plain HTTP only on loopback, at least
 // one model, unique model ids. REQUIRES: parsed.parse() succeeded and --help was not given.
 // Errors: invalid_argument naming the flag or file:line:key at fault; those of
 // load_config_file.

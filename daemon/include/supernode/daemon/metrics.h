@@ -10,11 +10,11 @@
 #include <array>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "supernode/base/mutex.h"
 #include "supernode/daemon/model_host.h"
 
 namespace sn::daemon {
@@ -43,9 +43,9 @@ class Metrics {
     std::map<std::string, int64_t> prompt_tokens, completion_tokens;  // by tenant
     Histogram ttft, tpot, e2e;
   };
-  mutable std::mutex mu_;
-  std::map<std::string, PerModel> models_;
-  std::map<std::pair<std::string, int>, int64_t> refused_;
+  mutable Mutex mu_;
+  std::map<std::string, PerModel> models_ SN_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int>, int64_t> refused_ SN_GUARDED_BY(mu_);
 };
 
 }  // namespace sn::daemon

@@ -15,18 +15,17 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "supernode/base/mutex.h"
 #include "supernode/base/status.h"
 #include "supernode/engine/chat_template.h"
 #include "supernode/engine/model.h"
@@ -46,9 +45,24 @@ struct ModelHostOptions {
   int32_t context = 4096; // longest prompt + completion accepted
   int32_t max_seqs = 16;
   int32_t max_waiting = 256;
+  // Requests one tenant may have accepted beyond max_seqs (queued or waiting), so that no
+  // tenant fills the whole queue; further ones get resource_exhausted (429).
+  int32_t max_waiting_per_tenant = 64;
   int32_t batch_tokens = 512;  // tokens per step
   scheduler::KvTiersConfig tiers;  // host_bytes 0 and no dirs: tier 1 only
+  // The model's content identity, which roots every KV block hash on every tier (so the
+  // disk tier never serves one model's blocks to another file under the same id):
+  // "sha256:<hex>" of the file when known (the catalog has it); empty: load() computes a
+  // fingerprint (model_fingerprint()).
+  std::string identity;
 };
+
+// A content fingerprint of a model file, cheap on a many-GB file: SHA-256 over its size,
+// its first 16 MiB (GGUF header, metadata and tensor table) and 4 KiB at 1024 evenly spaced
+// offsets. Any two files that differ in metadata, tensor layout or size, and in practice in
+// their weights, differ here; it is an identity, not an integrity check. "fp:<hex>".
+// Errors: io_error.
+[[nodiscard]] Result<std::string> model_fingerprint(const std::string& path);
 
 // What a request asks of the model, already tokenized.
 struct HostRequest {
@@ -71,7 +85,9 @@ struct HostLogprob {
   std::vector<std::pair<std::string, float>> top;
 };
 
-enum class HostFinish : uint8_t { kNone, kStop, kLength, kContentFilter, kError };
+// kCancelled: the last event of a request cancelled by the caller (its n_tokens is what
+// was generated, for metering); it carries no text.
+enum class HostFinish : uint8_t { kNone, kStop, kLength, kContentFilter, kError, kCancelled };
 
 // One report to a request's sink: new text, and/or the end.
 struct HostEvent {
@@ -107,10 +123,14 @@ class ModelHost {
   [[nodiscard]] const std::optional<std::string>& eos_text() const { return eos_text_; }
 
   // Queues a request; its events go to `sink` on the engine thread, the last one with
-  // finish != kNone. Errors (sink not called): invalid_argument (empty or too long prompt,
-  // bad sampling parameters), resource_exhausted (the waiting queue is full: 429).
+  // finish != kNone (every accepted request gets exactly one last event, also when
+  // cancelled or failed, and n_tokens there counts every token generated). The sink is
+  // destroyed after its last event. Errors (sink not called): invalid_argument (empty or
+  // too long prompt, bad sampling parameters), resource_exhausted (the waiting queue is
+  // full, or the tenant holds its share of it: 429).
   [[nodiscard]] Result<uint64_t> submit(HostRequest request, HostSink sink);
-  // Drops a request now (no further events). Unknown or finished ids are ignored.
+  // Drops a request at the next step; its last event is kCancelled. Unknown or finished
+  // ids are ignored.
   void cancel(uint64_t id);
 
   // Waits until no request is queued or running, or until `timeout` passes; true when idle.
@@ -140,6 +160,7 @@ class ModelHost {
 
  private:
   struct Live {
+    std::string tenant;
     HostSink sink;
     engine::IncrementalDetokenizer detok;
     engine::StopMatcher stops;
@@ -155,7 +176,7 @@ class ModelHost {
   explicit ModelHost(const ModelHostOptions& options);
   void engine_main();
   void deliver(const scheduler::RequestEvent& ev);
-  void request_ended();
+  void request_ended(const std::string& tenant);
   void publish_stats();  // engine thread: stats_ and queued_ from the loop  // one accepted request is over (finished, failed or cancelled)
   void finish(uint64_t id, Live& live, HostFinish how, const scheduler::RequestMetrics& metrics, Status error = {});
 
@@ -170,17 +191,18 @@ class ModelHost {
   std::unique_ptr<scheduler::SteadyClock> clock_;
   std::unique_ptr<scheduler::EngineLoop> loop_;  // engine thread only
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Submission> inbox_;       // guarded by mu_
-  std::vector<uint64_t> cancels_;      // guarded by mu_
-  int32_t queued_ = 0;                 // inbox + waiting, for early 429; guarded by mu_
-  uint64_t next_id_ = 1;               // guarded by mu_
-  bool stop_ = false;                  // guarded by mu_
-  int32_t in_flight_ = 0;              // submitted, not finished; guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;                         // work arrived (inbox, cancels, stop)
+  std::deque<Submission> inbox_ SN_GUARDED_BY(mu_);
+  std::vector<uint64_t> cancels_ SN_GUARDED_BY(mu_);
+  int32_t queued_ SN_GUARDED_BY(mu_) = 0;     // inbox + waiting, for early 429
+  uint64_t next_id_ SN_GUARDED_BY(mu_) = 1;
+  bool stop_ SN_GUARDED_BY(mu_) = false;
+  int32_t in_flight_ SN_GUARDED_BY(mu_) = 0;  // submitted, not finished
+  std::unordered_map<std::string, int32_t> tenant_in_flight_ SN_GUARDED_BY(mu_);  // by tenant
   std::atomic<uint64_t> progress_{0};
-  std::condition_variable idle_cv_;    // signalled when in_flight_ drops to 0
-  Stats stats_;                        // guarded by mu_
+  CondVar idle_cv_;                    // signalled when in_flight_ drops to 0
+  Stats stats_ SN_GUARDED_BY(mu_);
   std::unordered_map<uint64_t, Live> live_;  // engine thread only
   std::thread engine_;
 };

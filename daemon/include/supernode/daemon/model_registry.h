@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "supernode/base/mutex.h"
 #include "supernode/base/status.h"
 #include "supernode/base/thread_annotations.h"
 #include "supernode/daemon/model_host.h"
@@ -67,7 +68,7 @@ class ModelRegistry {
     std::string path;
   };
   Loader loader_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::vector<Entry> entries_ SN_GUARDED_BY(mu_);
   std::set<std::string, std::less<>> loading_ SN_GUARDED_BY(mu_);
 };

@@ -19,11 +19,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "supernode/base/mutex.h"
 #include "supernode/engine/sampling.h"
 #include "supernode/storage/state_store.h"
 
@@ -43,8 +43,8 @@ class Moderation {
   [[nodiscard]] std::shared_ptr<const ModerationTerms> snapshot() const;
 
  private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const ModerationTerms> terms_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::shared_ptr<const ModerationTerms> terms_ SN_GUARDED_BY(mu_);
 };
 
 // The output side for one request: a stop-string matcher over the lowercased text that

@@ -1,27 +1,30 @@
 // RateLimiter: the quotas of API keys and tenants (requests per minute, tokens per minute,
 // requests in flight), as token buckets that refill continuously (a limit of N per minute
 // refills N/60 per second, up to N). A request is admitted only when every bucket that
-// applies to it (its key's and its tenant's) has room; then it takes 1 request, its prompt
-// tokens plus max_tokens (capped at the bucket), and one in-flight slot, all or nothing.
-// When it ends, release() returns the slot and the tokens it did not generate. A refusal
-// says which limit and when to retry, for a 429 with Retry-After and OpenAI's
-// x-ratelimit-* headers.
+// applies to it (its key's and its tenant's) has room; then it takes 1 request, `slots`
+// in-flight slots (its choices, n) and a reservation of the tokens it may use (capped at a
+// minute's worth, so a request bigger than a minute still runs once), all or nothing. When
+// it ends, settle() charges what it really used: the reservation is given back and the
+// tokens used are taken, so a bucket may go below zero (a debt that later requests wait
+// out). Nothing is refunded that was used, however the request ended. A refusal says which
+// limit and when to retry, for a 429 with Retry-After and OpenAI's x-ratelimit-* headers.
+// Time is a monotonic clock the caller passes; a time that goes backwards refills nothing.
 //
 //   Admission a = limiter.admit({{"key:" + id, key_limits}, {"tenant:" + t, tenant_limits}},
-//                               prompt + max_tokens, now_s);
+//                               n * max_tokens, n, now_s);
 //   if (!a.ok) return too_many_requests(a.retry_after_s);
-//   ... generate ...
-//   limiter.release(a.ticket, prompt + max_tokens - (prompt + completion), now_s);
+//   ... tokenize, generate ...
+//   limiter.settle(a.ticket, prompt + completion, now_s);
 //
 // Thread safety: every method may be called from any thread.
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "supernode/base/mutex.h"
 #include "supernode/storage/state_store.h"
 
 namespace sn::daemon {
@@ -50,10 +53,12 @@ struct Admission {
 
 class RateLimiter {
  public:
-  // `tokens` = prompt tokens + max_tokens; `now_s` a monotonic time in seconds.
-  [[nodiscard]] Admission admit(const std::vector<RateScope>& scopes, int64_t tokens, double now_s);
-  // The request of `ticket` ended; `unused_tokens` of what it reserved go back.
-  void release(uint64_t ticket, int64_t unused_tokens, double now_s);
+  // `tokens`: what the request may use (reserved); `slots`: in-flight slots it holds (>= 1);
+  // `now_s` a monotonic time in seconds.
+  [[nodiscard]] Admission admit(const std::vector<RateScope>& scopes, int64_t tokens, int64_t slots, double now_s);
+  // The request of `ticket` ended having used `used_tokens` (prompt + completion): its
+  // reservation and slots go back and the tokens used are charged. Once per ticket.
+  void settle(uint64_t ticket, int64_t used_tokens, double now_s);
   // Forgets scopes idle for more than `idle_s` (full buckets, nothing in flight).
   void prune(double now_s, double idle_s = 600);
   [[nodiscard]] size_t scopes() const;
@@ -67,15 +72,16 @@ class RateLimiter {
   };
   struct Held {
     std::vector<std::string> scopes;
-    std::vector<int64_t> token_caps;  // tokens taken per scope
+    std::vector<int64_t> token_caps;  // tokens reserved per scope
+    int64_t slots = 1;
   };
-  void refill(Bucket& b, const storage::Limits& l, double now_s);
+  static void refill(Bucket& b, const storage::Limits& l, double now_s);
 
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;
-  std::unordered_map<std::string, storage::Limits> limits_;  // last seen per scope
-  std::unordered_map<uint64_t, Held> held_;
-  uint64_t next_ticket_ = 1;
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_ SN_GUARDED_BY(mu_);
+  std::unordered_map<std::string, storage::Limits> limits_ SN_GUARDED_BY(mu_);  // last seen per scope
+  std::unordered_map<uint64_t, Held> held_ SN_GUARDED_BY(mu_);
+  uint64_t next_ticket_ SN_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace sn::daemon

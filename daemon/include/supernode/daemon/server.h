@@ -1,12 +1,20 @@
-// The OpenAI-compatible HTTP API of supernoded (Boost.Beast over Boost.Asio, HTTP/1.1 with
-// keep-alive, over TLS 1.2+ when given a certificate): GET /healthz and /readyz without a key; with a key (Authorization: Bearer):
-// GET /v1/models, POST /v1/completions (streaming as server-sent events, and not). Errors
-// use OpenAI's error object and status codes. Requests run on the ModelHosts; the tenant's
-// cache salt comes from the StateStore, never from the client.
+// The HTTP side of supernoded (Boost.Beast over Boost.Asio, HTTP/1.1 with keep-alive, over
+// TLS 1.2+ when given a certificate). Two listeners:
+//  - the API: GET /healthz and /readyz without a key; with a key (Authorization: Bearer):
+//    GET /v1/models, POST /v1/completions and /v1/chat/completions (streaming as
+//    server-sent events, and not). Errors use OpenAI's error object and status codes.
+//  - metrics (loopback by default): GET /metrics in Prometheus' format, /healthz, /readyz.
+//    Tenants' keys never see other tenants' figures: /metrics is not on the API listener.
+// The key is checked on the request's headers, before its body is read; the quota is
+// admitted before any expensive work; chat templates render and prompts tokenize on a
+// small pool of their own, off the I/O threads. Connections are capped in total and per
+// client address; accept errors (EMFILE) back off. Requests run on the ModelHosts; the
+// tenant's cache salt comes from the StateStore, never from the client. Every token a
+// model generates is metered (usage row, quota), however the request ends.
 //
-//   Server server(ServerOptions{.listen = "127.0.0.1:8080"}, state, hosts);
+//   Server server(ServerOptions{.listen = "127.0.0.1:8080"}, state, hosts, moderation);
 //   Status st = server.start();      // binds; then serve on its own threads
-//   server.stop();                   // closes the listener, ends connections
+//   server.stop();                   // closes the listeners, ends connections
 //
 // Thread safety: start and stop from one thread; the server runs its own I/O threads.
 #pragma once
@@ -36,6 +44,10 @@ struct ServerOptions {
   std::string tls_key;
   int listen_fd = -1;       // >= 0: serve on this listening socket (socket activation), not `listen`
   int io_nice = 0;          // the I/O threads' nice value (0: as the process)
+  int max_connections = 4096;              // open client connections, both listeners
+  int max_connections_per_address = 1024;  // from one client address
+  std::string metrics_listen;              // host:port of /metrics; empty: none
+  int prep_threads = 2;                    // render + tokenize threads
 };
 
 class Server {
@@ -50,8 +62,9 @@ class Server {
   // Binds the listening socket and starts the I/O threads. Errors: invalid_argument (a bad
   // listen address), io_error (cannot bind).
   [[nodiscard]] Status start();
-  // The bound port (after start).
+  // The bound ports (after start); metrics_port() 0 without a metrics listener.
   [[nodiscard]] uint16_t port() const { return port_; }
+  [[nodiscard]] uint16_t metrics_port() const { return metrics_port_; }
   // Stops accepting, closes connections, joins the I/O threads. Idempotent.
   void stop();
   // From now on completion requests get 503 "shutting down" (Retry-After: 5); the rest of
@@ -66,6 +79,7 @@ class Server {
  private:
   std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
+  uint16_t metrics_port_ = 0;
 };
 
 }  // namespace sn::daemon
