@@ -270,8 +270,12 @@ class JsonParser {
   size_t p_ = 0;
 };
 
-jinja::Value to_value(const JsonValue& j) {
+jinja::Value to_value(const JsonValue& j, int depth = 0) {
   using jinja::Value;
+  if (depth > static_cast<int>(jinja::kMaxValueDepth)) {
+    throw jinja::JinjaError(jinja::JinjaError::Kind::kLimit, "input nested deeper than " +
+                                                                 std::to_string(jinja::kMaxValueDepth) + " levels");
+  }
   switch (j.kind) {
     case JsonValue::Kind::kNull: return Value::none();
     case JsonValue::Kind::kBool: return Value::boolean(j.b);
@@ -281,13 +285,14 @@ jinja::Value to_value(const JsonValue& j) {
     case JsonValue::Kind::kArray: {
       jinja::List items;
       items.reserve(j.array.size());
-      for (const JsonValue& x : j.array) items.push_back(to_value(x));
+      for (const JsonValue& x : j.array) items.push_back(to_value(x, depth + 1));
       return Value::make_list(std::move(items));
     }
     case JsonValue::Kind::kObject: {
-      Value d = Value::make_dict();
-      for (const auto& kv : j.object) d.dict->items.emplace_back(Value::string(kv.first), to_value(kv.second));
-      return d;
+      std::vector<std::pair<Value, Value>> items;
+      items.reserve(j.object.size());
+      for (const auto& kv : j.object) items.emplace_back(Value::string(kv.first), to_value(kv.second, depth + 1));
+      return Value::make_dict(std::move(items));
     }
   }
   return Value::none();
@@ -320,9 +325,6 @@ Result<ChatTemplate> ChatTemplate::parse(std::string_view source, ChatTemplateLi
 }
 
 Result<std::string> ChatTemplate::render_with(const JsonValue::Object& variables, std::optional<std::tm> now) const {
-  std::vector<std::pair<std::string, jinja::Value>> vars;
-  vars.reserve(variables.size());
-  for (const auto& kv : variables) vars.emplace_back(kv.first, to_value(kv.second));
   std::tm t{};
   if (now) {
     t = *now;
@@ -334,7 +336,15 @@ Result<std::string> ChatTemplate::render_with(const JsonValue::Object& variables
   lim.max_output_bytes = limits_.max_output_bytes;
   lim.max_loop_iterations = limits_.max_loop_iterations;
   lim.max_call_depth = limits_.max_call_depth;
+  lim.max_value_bytes = limits_.max_value_bytes;
+  lim.max_alloc_bytes = limits_.max_alloc_bytes;
+  lim.max_steps = limits_.max_steps;
+  lim.max_eval_depth = limits_.max_eval_depth;
   try {
+    // The inputs are the caller's, converted before the budget is in force.
+    std::vector<std::pair<std::string, jinja::Value>> vars;
+    vars.reserve(variables.size());
+    for (const auto& kv : variables) vars.emplace_back(kv.first, to_value(kv.second));
     return jinja::render_program(*program_, vars, t, lim);
   } catch (const jinja::JinjaError& e) {
     return to_status(e);

@@ -2,8 +2,9 @@
 // ChatTemplate: inline templates whose expected output was produced by Python's jinja2
 // 3.1 with transformers' environment; whitespace control, loops, macros, namespaces,
 // undefined values, filters, tests, methods, errors, sandbox limits), JsonValue parsing
-// (ChatTemplateJson), the `supernode render-template` command (ChatTemplateCli), and
-// every real template x conversation in ../shared/reference/chat-templates compared byte
+// (ChatTemplateJson), the `supernode render-template` command (ChatTemplateCli), hostile
+// templates that must end quickly with an error instead of running away with time, memory
+// or stack (ChatTemplateBudget), and every real template x conversation in ../shared/reference/chat-templates compared byte
 // for byte with transformers' renders (ModelChatTemplates; skipped when ../shared is absent).
 // Thread safety: run on the test thread only.
 #include <sys/wait.h>
@@ -680,6 +681,301 @@ TEST(ChatTemplateCli, RendersByteExactAndReportsErrors) {
   CliRun help = run_cli("--help");
   LONGS_EQUAL(0, help.code);
   CHECK(contains(help.out, "usage: supernode render-template"));
+}
+
+// ----- budget: hostile templates end quickly with an error -----
+
+namespace {
+
+bool exhausted(const Status& s) { return s.code() == Status::Code::kResourceExhausted; }
+
+// A 1 MiB limit on values: the same checks as the default 16 MiB, reached sooner.
+ChatTemplateLimits small_values() {
+  ChatTemplateLimits l;
+  l.max_value_bytes = 1u << 20;
+  return l;
+}
+
+// The render of `tpl` fails with resource_exhausted whose message names `what`.
+void check_exhausted(const std::string& tpl, const char* what, ChatTemplateLimits limits = {}) {
+  Status s = render_err(tpl, "{}", limits);
+  CHECK_TEXT(exhausted(s), (tpl.substr(0, 200) + " -> " + s.to_string()).c_str());
+  CHECK_TEXT(contains(s.message(), what), (tpl.substr(0, 200) + " -> " + s.to_string()).c_str());
+}
+
+// The render of `tpl` fails as Python's would (invalid_argument naming `what`).
+void check_python_error(const std::string& tpl, const char* what) {
+  Status s = render_err(tpl);
+  CHECK_TEXT(s.code() == Status::Code::kInvalidArgument, (tpl + " -> " + s.to_string()).c_str());
+  CHECK_TEXT(contains(s.message(), what), (tpl + " -> " + s.to_string()).c_str());
+}
+
+std::string repeated(const std::string& part, int n) {
+  std::string out;
+  for (int k = 0; k < n; ++k) out += part;
+  return out;
+}
+
+}  // namespace
+
+TEST_GROUP(ChatTemplateBudget){};
+
+TEST(ChatTemplateBudget, PowersTakeLogarithmicTimeAndOverflowIsAnError) {
+  STRCMP_EQUAL("1 1 0 4611686018427387904 -9223372036854775808",
+               render_ok("{{ 1 ** 100000000 }} {{ (-1) ** 1000000000000000000 }} {{ 0 ** 9223372036854775807 }} "
+                         "{{ 2 ** 62 }} {{ (-2) ** 63 }}").c_str());
+  check_python_error("{{ 2 ** 100000000 }}", "OverflowError: integer overflow in '**'");
+  check_python_error("{{ 2 ** 63 }}", "OverflowError");
+}
+
+TEST(ChatTemplateBudget, IntegerOverflowIsAnErrorNotUndefinedBehaviour) {
+  const std::string min = "(-9223372036854775807 - 1)";
+  STRCMP_EQUAL("-9223372036854775808 0 9223372036854775807",
+               render_ok("{{ " + min + " }} {{ " + min + " % -1 }} {{ (" + min + " + 1) | abs }}").c_str());
+  check_python_error("{{ 9223372036854775807 + 1 }}", "integer overflow in '+'");
+  check_python_error("{{ " + min + " - 1 }}", "integer overflow in '-'");
+  check_python_error("{{ 4294967296 * 4294967296 }}", "integer overflow in '*'");
+  check_python_error("{{ " + min + " // -1 }}", "integer overflow in '//'");
+  check_python_error("{{ -" + min + " }}", "integer overflow in 'unary -'");
+  check_python_error("{{ " + min + " | abs }}", "integer overflow in 'abs()'");
+  check_python_error("{{ [9223372036854775807, 1] | sum }}", "integer overflow in 'sum'");
+  check_python_error("{{ 1e300 | int }}", "OverflowError: int too large");
+  check_python_error("{{ '1e300' | int }}", "OverflowError: int too large");
+  check_python_error("{{ '%d' % 1e300 }}", "OverflowError: int too large");
+  // Ranges and slices whose arithmetic would step past int64.
+  STRCMP_EQUAL("[9223372036854775800, 9223372036854775803, 9223372036854775806]|b|"
+               "[-9223372036854775808, -1, 9223372036854775806]|[9223372036854775807, 0, -9223372036854775807]",
+               render_ok("{{ range(9223372036854775800, 9223372036854775807, 3) | list }}|{{ 'abc'[1::9223372036854775807] }}|"
+                         "{{ range(" + min + ", 9223372036854775807, 9223372036854775807) | list }}|"
+                         "{{ range(9223372036854775807, " + min + ", -9223372036854775807) | list }}").c_str());
+  check_python_error("{{ range(" + min + ", 9223372036854775807) | length }}", "Range too big");
+  check_python_error("{{ range(1000000000000) | length }}", "Range too big");
+  check_python_error("{{ range(10 ** 12) | length }}", "Range too big");
+}
+
+TEST(ChatTemplateBudget, RepetitionIsSizedBeforeItAllocates) {
+  check_exhausted("{{ 'x' * 2 ** 62 }}", "max_value_bytes");
+  // 4 * 2**62 wraps around to 0 in 64 bits: the old size check passed it.
+  check_exhausted("{{ 'xxxx' * 2 ** 62 }}", "repetition ('*')");
+  check_exhausted("{{ 2 ** 62 * 'xxxx' }}", "repetition ('*')");
+  check_exhausted("{{ [1, 2] * 2 ** 62 }}", "repetition ('*')");
+  check_exhausted("{{ ([1] * 1000000) | length }}", "max_value_bytes");
+  // A list of copies of a string holds every copy.
+  check_exhausted("{% set s = 'x' * 1000000 %}{{ ([s] * 100) | length }}", "max_value_bytes");
+  // Nothing repeated is nothing, whatever the count (no loop of 2**62 empty appends).
+  STRCMP_EQUAL("[]", render_ok("{{ '' * 2 ** 62 }}{{ [] * 2 ** 62 }}").c_str());
+}
+
+TEST(ChatTemplateBudget, DoublingStringsAndListsIsBounded) {
+  // A set in a loop body is local to the iteration (jinja2 scoping): this doubles nothing.
+  STRCMP_EQUAL("1", render_ok("{% set s = 'x' %}{% for i in range(60) %}{% set s = s ~ s %}{% endfor %}{{ s | length }}").c_str());
+  // ... but straight-line code, macro recursion and namespaces do.
+  check_exhausted("{% set s = 'x' %}" + repeated("{% set s = s + s %}", 60) + "{{ s | length }}", "max_value_bytes");
+  const std::string loops[] = {
+      "{% macro d(s, n) %}{% if n %}{{ d(s ~ s, n - 1) }}{% else %}{{ s }}{% endif %}{% endmacro %}{{ d('x', 60) | length }}",
+      "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+      "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = '%s%s' % (ns.s, ns.s) %}{% endfor %}",
+      "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = [ns.s, ns.s] | join %}{% endfor %}",
+      "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = '{}{}'.format(ns.s, ns.s) %}{% endfor %}",
+      "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s | replace('x', 'xx') %}{% endfor %}",
+      "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s | indent(ns.s | length, true) %}{% endfor %}",
+      "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+      "{% set s = 'x' * 100000 %}{% set ns = namespace(l=[]) %}{% for i in range(1000) %}{% set ns.l = ns.l + [s] %}{% endfor %}",
+  };
+  for (const std::string& t : loops) check_exhausted(t, "max_value_bytes", small_values());
+}
+
+TEST(ChatTemplateBudget, PaddingAndReplacingAreSizedBeforeTheyAllocate) {
+  // Sizes far beyond memory fail at once, before anything is allocated.
+  check_exhausted("{{ 'a\nb' | indent(10 ** 12) }}", "indent width");
+  check_exhausted("{{ {'a': [1]} | tojson(indent=10 ** 12) }}", "tojson indent");
+  check_exhausted("{{ '%999999999999d' % 1 }}", "format width");
+  check_exhausted("{{ '%.99999999f' % 1.5 }}", "format width");
+  check_exhausted("{{ 'x'.replace('', 'y' * 10000000) }}", "replace()");
+  // Multiplying a value's size past max_value_bytes fails too.
+  const ChatTemplateLimits lim = small_values();
+  check_exhausted("{{ ('a\n' * 1000) | indent(2000) }}", "indent", lim);
+  check_exhausted("{{ [[[[[[1]]]]]] | tojson(indent=' ' * 300000) }}", "tojson", lim);
+  check_exhausted("{{ ('x' * 10000) | replace('x', 'y' * 1000) }}", "replace()", lim);
+  check_exhausted("{{ ('x' * 10000).replace('x', 'y' * 1000) }}", "replace()", lim);
+  check_exhausted("{{ ('x' * 10000).replace('', 'y' * 1000) }}", "replace()", lim);
+  check_exhausted("{{ range(5000) | map('string') | join('x' * 1000) }}", "join", lim);
+  check_exhausted("{{ ('x' * 1000).join(range(5000) | map('string')) }}", "join()", lim);
+  check_exhausted("{{ ('<&>\"' * 100000) | escape | length }}", "escape", lim);
+  check_exhausted("{{ ('\x01' * 300000) | tojson | length }}", "tojson", lim);
+  check_exhausted("{{ ['\x01' * 300000] | string | length }}", "repr() of a string", lim);
+  // Within the limits these agree with Python.
+  STRCMP_EQUAL("    a\n    b|{\n   \"a\": 1\n}|     7|a-b-c|1.50", render_ok("{{ 'a\nb' | indent(4, true) }}|{{ {'a': 1} | tojson(indent=3) }}|"
+                                                                "{{ '%6d' % 7 }}|{{ 'a b c'.replace(' ', '-') }}|{{ '%.2f' % 1.5 }}").c_str());
+  STRCMP_EQUAL((std::string(600, ' ') + "1").c_str(), render_ok("{{ '%601d' % 1 }}").c_str());
+}
+
+TEST(ChatTemplateBudget, SplittingAndIteratingAreBounded) {
+  // Each piece or character becomes a value of its own, far larger than one byte.
+  const ChatTemplateLimits lim = small_values();
+  check_exhausted("{% for c in 'x' * 100000 %}{% endfor %}", "iterating a string", lim);
+  check_exhausted("{{ ('x' * 100000) | list | length }}", "iterating a string", lim);
+  check_exhausted("{{ ('a,' * 100000).split(',') | length }}", "split()", lim);
+  check_exhausted("{{ ('a\n' * 100000).splitlines() | length }}", "splitlines()", lim);
+  check_exhausted("{{ ('a ' * 100000).split() | length }}", "split()", lim);
+  check_exhausted("{{ ('a,' * 100000).rsplit(',', 1000000) | length }}", "rsplit()", lim);
+  check_exhausted("{{ ('a' * 100000) | map('upper') | list | length }}", "iterating a string", lim);
+  STRCMP_EQUAL("['a,b', 'c']|['a', 'b,c']|5|-1", render_ok("{{ 'a,b,c'.rsplit(',', 1) }}|{{ 'a,b,c'.split(',', 1) }}|"
+                                                         "{{ 'abcab'.rfind('') }}|{{ 'ab'.rfind('abc') }}").c_str());
+}
+
+TEST(ChatTemplateBudget, SearchingIsLinearInTheTextSearched) {
+  // std::string::find would compare about 2M x 2M bytes here; these finish at once.
+  STRCMP_EQUAL("False|-1|-1|0|1", render_ok("{% set h = 'a' * 4000000 %}{% set n = 'a' * 2000000 ~ 'b' %}{{ n in h }}|{{ h.find(n) }}|"
+                                           "{{ h.rfind('b' ~ 'a' * 2000000) }}|{{ h.count(n) }}|{{ h.split(n) | length }}").c_str());
+  STRCMP_EQUAL("0", render_ok("{{ ('x' * 1000000).strip('c' * 1000000 ~ 'x') | length }}").c_str());
+}
+
+TEST(ChatTemplateBudget, DeepExpressionsAreSyntaxErrors) {
+  const std::vector<std::string> deep = {
+      "{{ " + repeated("(", 20000) + "1" + repeated(")", 20000) + " }}",
+      "{{ " + repeated("[", 20000) + repeated("]", 20000) + " }}",
+      "{{ " + repeated("{'a': ", 20000) + "1" + repeated("}", 20000) + " }}",
+      "{{ " + repeated("not ", 20000) + "1 }}",
+      "{{ " + repeated("-", 20000) + "1 }}",
+      "{{ 1" + repeated(" + 1", 20000) + " }}",
+      "{{ 'a'" + repeated(" ~ 'a'", 20000) + " }}",
+      "{{ x" + repeated(" | string", 20000) + " }}",
+      "{{ x" + repeated(".a", 20000) + " }}",
+      "{{ x" + repeated("[0]", 20000) + " }}",
+      "{{ x" + repeated("()", 20000) + " }}",
+      "{{ 1" + repeated(" if x", 20000) + " }}",
+      "{{ 2" + repeated(" ** 2", 20000) + " }}",
+      repeated("{% for x in y %}", 20000),
+  };
+  for (const std::string& t : deep) {
+    Result<ChatTemplate> r = ChatTemplate::parse(t);
+    CHECK_FALSE_TEXT(r.ok(), t.substr(0, 40).c_str());
+    CHECK_TEXT(contains(r.status().message(), "TemplateSyntaxError") && contains(r.status().message(), "nested too deeply"),
+               r.status().to_string().c_str());
+  }
+  // The real templates' longest chains are far shorter than the limit.
+  STRCMP_EQUAL("200", render_ok("{{ 1" + repeated(" + 1", 199) + " }}").c_str());
+}
+
+TEST(ChatTemplateBudget, EvaluationDepthIsBoundedAcrossMacroCalls) {
+  // Each call nests statements and expressions; with the call limit lifted, the
+  // evaluation depth still stops the recursion long before the stack runs out (this
+  // test passes with a 2 MiB stack in a sanitizer build).
+  ChatTemplateLimits lim;
+  lim.max_call_depth = 1000000;
+  const std::string chain = "1" + repeated(" + (1", 60) + " + f(n + 1)" + repeated(")", 60);
+  const std::string recursions[] = {
+      "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+      "{% macro f(n) %}{% if true %}{% for i in [1] %}{{ ((f(n + 1) | string) ~ 'x') | trim }}{% endfor %}{% endif %}"
+      "{% endmacro %}{{ f(0) }}",
+      "{% macro f(n) %}{% for i in [1] %}{% for j in [1] if true %}{% set x %}{% filter upper %}{{ f(n + 1) }}{% endfilter %}"
+      "{% endset %}{{ x }}{% endfor %}{% endfor %}{% endmacro %}{{ f(0) }}",
+      "{% macro f(n) %}{{ " + chain + " }}{% endmacro %}{{ f(0) }}",
+      "{% macro f(n) %}{{ [1] | map('string') | list if f(n + 1) else [{'a': (f(n + 1), 2)[0:1]}] }}{% endmacro %}{{ f(0) }}",
+  };
+  for (const std::string& t : recursions) check_exhausted(t, "max_eval_depth", lim);
+}
+
+TEST(ChatTemplateBudget, DeepOrCyclicValuesAreBounded) {
+  check_exhausted("{% set ns = namespace(l=[]) %}{% for i in range(10000) %}{% set ns.l = [ns.l] %}{% endfor %}",
+                  "nested deeper than 512");
+  check_exhausted("{% set ns = namespace(d={}) %}{% for i in range(10000) %}{% set ns.d = {'a': ns.d} %}{% endfor %}",
+                  "nested deeper than 512");
+  check_exhausted("{% set ns = namespace(l=[]) %}{% for i in range(10000) %}{% set ns.l = dict(a=ns.l) %}{% endfor %}",
+                  "nested deeper than 512");
+  // A namespace may hold itself (Python prints it with "..."); printing it is refused
+  // rather than recursing forever, and the cycle is freed when the render ends.
+  check_exhausted("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", "nested deeper than 512");
+  check_exhausted("{% set ns = namespace(me=none) %}{% set ns.me = [ns] %}{{ ns }}", "nested deeper than 512");
+  // A chain of namespaces is not limited while it is built, but printing it is, and
+  // destroying it at the end of the render does not recurse down the chain.
+  check_exhausted("{% set ns = namespace(p=none) %}{% for i in range(10000) %}{% set ns.p = namespace(p=ns.p) %}{% endfor %}{{ ns }}",
+                  "nested deeper than 512");
+  STRCMP_EQUAL("done", render_ok("{% set ns = namespace(p=none) %}{% for i in range(10000) %}{% set ns.p = namespace(p=[ns.p]) %}"
+                                 "{% endfor %}done").c_str());
+}
+
+TEST(ChatTemplateBudget, StepsBoundTheWorkOfARender) {
+  // Loops that do nothing but look things up.
+  ChatTemplateLimits lim;
+  lim.max_loop_iterations = 1ull << 40;
+  lim.max_steps = 200000;
+  check_exhausted("{% for i in range(100000) %}{% for j in range(100000) %}{% if i == j %}{% endif %}{% endfor %}{% endfor %}",
+                  "max_steps", lim);
+  // Work proportional to the bytes handled: each `in` scans a megabyte.
+  check_exhausted("{% set s = 'x' * 1000000 %}{% for i in range(100000) %}{% if 'y' in s %}{% endif %}{% endfor %}",
+                  "max_steps", lim);
+  // Comparing lists that share their parts would walk 2**60 elements.
+  check_exhausted("{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(60) %}{% set ns.a = [ns.a, ns.a] %}"
+                  "{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}",
+                  "max_steps", lim);
+  // Many distinct names make every lookup a long scan.
+  std::string names;
+  for (int k = 0; k < 2000; ++k) names += "{% set v" + std::to_string(k) + " = 1 %}";
+  check_exhausted(names + "{% for i in range(100000) %}{{ undefined_name }}{% endfor %}", "max_steps", lim);
+  // An iteration costs a step even when its body is empty.
+  check_exhausted("{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}", "max_steps", lim);
+}
+
+TEST(ChatTemplateBudget, AllocationsAreBoundedInTotal) {
+  ChatTemplateLimits unlimited_steps;
+  unlimited_steps.max_steps = 1ull << 40;
+  check_exhausted("{% for i in range(1000) %}{% set s = 'x' * 1000000 %}{% endfor %}", "max_alloc_bytes", unlimited_steps);
+  ChatTemplateLimits lim;
+  lim.max_alloc_bytes = 1000000;
+  check_exhausted("{% for i in range(1000) %}{% set s = range(1000) | list %}{% endfor %}", "max_alloc_bytes", lim);
+  check_exhausted("{% for i in range(100000) %}{% set ns = namespace() %}{% endfor %}", "max_alloc_bytes", lim);
+  check_exhausted("{% for i in range(100000) %}{% macro m() %}{% endmacro %}{% endfor %}", "max_alloc_bytes", lim);
+}
+
+TEST(ChatTemplateBudget, LexingManyTrimmedTagsIsLinear) {
+  // Each `-}}` used to re-decode the whole rest of the source: quadratic in its size.
+  std::string tpl = repeated("{{- 'a' -}}  \n", 100000);
+  Result<ChatTemplate> t = ChatTemplate::parse(tpl);
+  CHECK_TRUE_TEXT(t.ok(), t.status().to_string().c_str());
+  Result<std::string> r = t->render_with({}, fixed_now());
+  CHECK_TRUE(r.ok());
+  LONGS_EQUAL(100000, r->size());
+}
+
+TEST(ChatTemplateBudget, RealTemplatesUseLittleOfTheBudget) {
+  std::optional<std::string> dir = sn::testing::shared_dir("ChatTemplateBudget");
+  if (!dir) return;
+  const std::string base = *dir + "/reference/chat-templates";
+  if (!std::filesystem::exists(base + "/cases.json")) return;
+  Result<JsonValue> cases = sn::engine::json_parse(sn::testing::read_file(base + "/cases.json"));
+  CHECK_TRUE(cases.ok());
+  // A hundredth of the default steps and a small allocation total suffice for every case.
+  ChatTemplateLimits tight;
+  tight.max_steps = 100000;
+  tight.max_alloc_bytes = 4u << 20;
+  tight.max_eval_depth = 200;
+  int rendered = 0;
+  for (const char* stem : {"meta-llama-Llama-3.1-8B-Instruct", "Qwen-Qwen3-0.6B", "deepseek-ai-DeepSeek-V3.2", "GLM-4.6",
+                           "google-gemma-4-31B-it", "ibm-granite-granite-4.0", "openai-gpt-oss-120b", "moonshotai-Kimi-K2",
+                           "CohereForAI-c4ai-command-r7b-12-2024-tool_use", "mistralai-Ministral-3-14B-Reasoning-2512"}) {
+    Result<ChatTemplate> roomy = ChatTemplate::parse(sn::testing::read_file(base + "/" + stem + ".jinja"));
+    Result<ChatTemplate> tpl = ChatTemplate::parse(sn::testing::read_file(base + "/" + stem + ".jinja"), tight);
+    CHECK_TRUE(roomy.ok() && tpl.ok());
+    for (const JsonValue& c : cases->find("cases")->array) {
+      ChatTemplateInputs in;
+      in.messages = *c.find("messages");
+      in.tools = *c.find("tools");
+      in.add_generation_prompt = c.find("add_generation_prompt")->b;
+      if (const JsonValue* x = c.find("extra_variables")) in.extra_variables = x->object;
+      in.bos_token = "<s>";
+      in.eos_token = "</s>";
+      in.now = fixed_now();
+      Result<std::string> want = roomy->render(in);
+      Result<std::string> got = tpl->render(in);
+      const std::string what = std::string(stem) + "__" + c.find("name")->s + ": " + got.status().to_string();
+      CHECK_TEXT(got.ok() == want.ok() && (!got.ok() || *got == *want), what.c_str());
+      if (!got.ok()) CHECK_TEXT(!exhausted(got.status()), what.c_str());
+      ++rendered;
+    }
+  }
+  CHECK(rendered > 100);
 }
 
 // ----- the reference renders -----

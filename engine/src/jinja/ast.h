@@ -39,6 +39,7 @@ enum class ExprKind : uint8_t {
 struct Expr {
   ExprKind kind = ExprKind::kLiteral;
   int line = 0;
+  int height = 1;  // of the tree rooted here; the parser bounds it (kMaxExprHeight)
   Value value;
   std::string name;  // variable, attribute, filter, test or operator
   bool negate = false;
@@ -78,6 +79,11 @@ struct Node {
 struct Program {
   Body body;
 };
+
+// Expression trees are at most this tall, so that evaluating, checking and destroying
+// them (all recursive) cannot exhaust the stack; left-associative chains such as
+// `a + b + c ...` or `x | f | g ...` count one level per operator.
+constexpr int kMaxExprHeight = 256;
 
 // Tokens of the tag contents (the text between tags is kData).
 enum class Tok : uint8_t { kData, kVarBegin, kVarEnd, kBlockBegin, kBlockEnd, kName, kString, kInt, kFloat, kOp, kEof };

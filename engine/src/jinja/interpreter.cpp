@@ -2,6 +2,9 @@
 // expressions with Python's operator semantics, scoping as jinja2 compiles it (each loop
 // iteration and macro call gets its own frame; `set` writes the innermost frame),
 // filters, tests and the whitelisted str/dict/list methods.
+// Every operation whose cost grows with a value the template controls charges the
+// render's Budget (value.h) before it allocates, and integer arithmetic is checked:
+// templates are untrusted, and Python's unbounded ints become a clean OverflowError.
 #include "jinja/interpreter.h"
 
 #include <algorithm>
@@ -24,15 +27,26 @@ struct Frame {
   std::vector<std::pair<std::string, Value>> vars;
   std::shared_ptr<Frame> parent;
 
+  // Lookups are linear: a template of many distinct names pays for them.
   const Value* find(const std::string& name) const {
-    for (const Frame* f = this; f != nullptr; f = f->parent.get()) {
+    size_t scanned = 0;
+    const Value* found = nullptr;
+    for (const Frame* f = this; f != nullptr && found == nullptr; f = f->parent.get()) {
       for (const auto& kv : f->vars) {
-        if (kv.first == name) return &kv.second;
+        ++scanned;
+        if (kv.first == name) {
+          found = &kv.second;
+          break;
+        }
       }
     }
-    return nullptr;
+    budget_step(scanned / 16);
+    return found;
   }
+  // A variable keeps its own copy of a string: charged like a new value.
   void set(const std::string& name, Value v) {
+    budget_step(vars.size() / 16);
+    budget_allocate(v.s.size(), "a variable");
     for (auto& kv : vars) {
       if (kv.first == name) {
         kv.second = std::move(v);
@@ -50,7 +64,65 @@ struct MacroClosure {
   FramePtr frame;
 };
 
-[[noreturn]] void limit_error(const std::string& msg) { throw JinjaError(JinjaError::Kind::kLimit, msg); }
+// Python's ints are unbounded; ours are 64-bit, and leaving that range is an error
+// (never undefined behaviour).
+[[noreturn]] void fail_overflow(const char* op) {
+  fail(std::string("OverflowError: integer overflow in '") + op + "' (results beyond 64 bits are not supported)");
+}
+int64_t checked_add(int64_t x, int64_t y, const char* op) {
+  int64_t z = 0;
+  if (__builtin_add_overflow(x, y, &z)) fail_overflow(op);
+  return z;
+}
+int64_t checked_sub(int64_t x, int64_t y, const char* op) {
+  int64_t z = 0;
+  if (__builtin_sub_overflow(x, y, &z)) fail_overflow(op);
+  return z;
+}
+int64_t checked_mul(int64_t x, int64_t y, const char* op) {
+  int64_t z = 0;
+  if (__builtin_mul_overflow(x, y, &z)) fail_overflow(op);
+  return z;
+}
+// x ** y for y >= 0 by squaring: O(log y) steps, so `1 ** 10**18` is instant. Every
+// intermediate is a factor of the result, so an overflow means the result overflows.
+int64_t checked_pow(int64_t base, int64_t ex) {
+  int64_t z = 1;
+  while (ex > 0) {
+    if (ex & 1) z = checked_mul(z, base, "**");
+    ex >>= 1;
+    if (ex > 0) base = checked_mul(base, base, "**");
+  }
+  return z;
+}
+// Python's floor division (x // y) or modulo (x % y, the sign of the divisor).
+int64_t floor_div_or_mod(int64_t x, int64_t y, bool mod) {
+  if (y == 0) fail("ZeroDivisionError: integer division or modulo by zero");
+  if (y == -1) return mod ? 0 : checked_sub(0, x, "//");  // INT64_MIN / -1 overflows in C++
+  int64_t q = x / y, m = x % y;
+  if (m != 0 && ((m < 0) != (y < 0))) {
+    --q;
+    m += y;
+  }
+  return mod ? m : q;
+}
+// int(f) for a finite float; Python would give a big int where we cannot.
+int64_t float_to_int(double f) {
+  if (std::isnan(f)) fail("ValueError: cannot convert float NaN to integer");
+  if (std::isinf(f)) fail("OverflowError: cannot convert float infinity to integer");
+  if (!(f >= -9223372036854775808.0 && f < 9223372036854775808.0)) {
+    fail("OverflowError: int too large to convert (results beyond 64 bits are not supported)");
+  }
+  return static_cast<int64_t>(f);
+}
+// A decimal string of digits as an int64; nullopt when it does not fit.
+std::optional<int64_t> parse_digits(const std::string& digits) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(digits.c_str(), &end, 10);
+  if (errno == ERANGE || end == digits.c_str() || *end != '\0') return std::nullopt;
+  return v;
+}
 
 // An error at a known line (0: unknown; the enclosing statement adds its line).
 [[noreturn]] void fail_at(int line, const std::string& msg) {
@@ -75,17 +147,23 @@ double as_double(const Value& v) {
 std::string str_upper(const std::string& s) { return py_upper(s); }
 std::string str_lower(const std::string& s) { return py_lower(s); }
 
+// The items of `v` as a for loop sees them: a copy, charged to the budget (iterating a
+// 16 MiB string makes 16 Mi one-character values).
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined: return {};
     case Kind::kList:
-    case Kind::kTuple: return *v.list;
+    case Kind::kTuple: budget_allocate(value_bytes(v), "iterating a list"); return *v.list;
     case Kind::kDict: {
+      size_t bytes = 0;
+      for (const auto& kv : v.dict->items) bytes += sizeof(Value) + kv.first.s.size();
+      budget_allocate(bytes, "iterating a dict");
       std::vector<Value> out;
       for (const auto& kv : v.dict->items) out.push_back(kv.first);
       return out;
     }
     case Kind::kString: {
+      budget_allocate(size_mul(utf8_length(v.s), sizeof(Value), "iterating a string"), "iterating a string");
       std::vector<Value> out;
       for (char32_t c : utf8_decode(v.s)) {
         std::string ch;
@@ -111,7 +189,9 @@ int64_t length_of(const Value& v) {
 }
 
 // Python's ordering for sort/min/max and the < > operators.
-int compare(const Value& a, const Value& b, bool case_sensitive = true) {
+int compare(const Value& a, const Value& b, bool case_sensitive = true, uint32_t level = 0) {
+  if (level > kMaxValueDepth) fail_limit("comparing values nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+  budget_step();
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
   if (a.is_number() && b.is_number()) {
@@ -123,6 +203,7 @@ int compare(const Value& a, const Value& b, bool case_sensitive = true) {
     return x < y ? -1 : (x > y ? 1 : 0);
   }
   if (a.is_string() && b.is_string()) {
+    budget_scan(std::min(a.s.size(), b.s.size()));
     if (case_sensitive) return a.s.compare(b.s) < 0 ? -1 : (a.s == b.s ? 0 : 1);
     const std::string x = str_lower(a.s), y = str_lower(b.s);
     return x < y ? -1 : (x == y ? 0 : 1);
@@ -130,7 +211,7 @@ int compare(const Value& a, const Value& b, bool case_sensitive = true) {
   if (a.kind == b.kind && a.is_seq()) {
     const size_t n = std::min(a.list->size(), b.list->size());
     for (size_t k = 0; k < n; ++k) {
-      if (!equals((*a.list)[k], (*b.list)[k])) return compare((*a.list)[k], (*b.list)[k], case_sensitive);
+      if (!equals((*a.list)[k], (*b.list)[k])) return compare((*a.list)[k], (*b.list)[k], case_sensitive, level + 1);
     }
     return a.list->size() < b.list->size() ? -1 : (a.list->size() == b.list->size() ? 0 : 1);
   }
@@ -145,7 +226,7 @@ bool contains(const Value& container, const Value& item) {
         if (item.is_undefined()) fail_undefined(item);
         fail_type(std::string("'in <string>' requires string as left operand, not ") + type_name(item));
       }
-      return container.s.find(item.s) != std::string::npos;
+      return str_find(container.s, item.s) != std::string::npos;
     case Kind::kList:
     case Kind::kTuple:
       for (const Value& v : *container.list) {
@@ -157,8 +238,22 @@ bool contains(const Value& container, const Value& item) {
   }
 }
 
-// Python slice semantics over n elements.
-std::vector<size_t> slice_indices(int64_t n, const Value& start, const Value& stop, const Value& step) {
+// Python slice semantics over n elements: `count` indices from `first`, `step` apart.
+struct SliceRange {
+  int64_t first = 0;
+  int64_t step = 1;
+  size_t count = 0;
+  template <typename F>
+  void each(F f) const {
+    int64_t k = first;
+    for (size_t i = 0; i < count; ++i) {
+      f(static_cast<size_t>(k));
+      if (i + 1 < count) k += step;  // never past the last index, so it cannot overflow
+    }
+  }
+};
+
+SliceRange slice_range(int64_t n, const Value& start, const Value& stop, const Value& step) {
   auto given = [](const Value& v) {
     if (v.is_none()) return false;
     if (v.kind != Kind::kInt && v.kind != Kind::kBool) fail_type("slice indices must be integers or None or have an __index__ method");
@@ -174,15 +269,22 @@ std::vector<size_t> slice_indices(int64_t n, const Value& start, const Value& st
     if (x < 0) x += n;
     return st > 0 ? std::clamp<int64_t>(x, 0, n) : std::clamp<int64_t>(x, -1, n - 1);
   };
-  const int64_t b = norm(start, st > 0 ? 0 : n - 1);
+  SliceRange r;
+  r.first = norm(start, st > 0 ? 0 : n - 1);
+  r.step = st;
   const int64_t e = norm(stop, st > 0 ? n : -1);
-  std::vector<size_t> out;
-  if (st > 0) {
-    for (int64_t k = b; k < e; k += st) out.push_back(static_cast<size_t>(k));
-  } else {
-    for (int64_t k = b; k > e; k += st) out.push_back(static_cast<size_t>(k));
+  // first and e lie in [-1, n]: the differences fit; the step may not fit its negation.
+  if (st > 0 && r.first < e) {
+    r.count = static_cast<size_t>((static_cast<uint64_t>(e - r.first) - 1) / static_cast<uint64_t>(st) + 1);
+  } else if (st < 0 && r.first > e) {
+    r.count = static_cast<size_t>((static_cast<uint64_t>(r.first - e) - 1) / (0 - static_cast<uint64_t>(st)) + 1);
   }
-  return out;
+  return r;
+}
+
+// Pieces of a split become values of sizeof(Value) each: bound their number as they come.
+void check_pieces(size_t pieces, size_t source_bytes, const char* what) {
+  budget_check_size(size_add(size_mul(pieces, sizeof(Value), what), source_bytes, what), what);
 }
 
 std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
@@ -202,6 +304,7 @@ std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_
       size_t e = k;
       while (e < u.size() && !is_py_space(u[e])) ++e;
       out.push_back(utf8_encode(std::u32string_view(u).substr(k, e - k)));
+      check_pieces(out.size(), s.size(), "split()");
       k = e;
     }
     return out;
@@ -211,9 +314,10 @@ std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_
   size_t k = 0;
   while (true) {
     if (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit) break;
-    const size_t f = s.find(sep->s, k);
+    const size_t f = str_find(s, sep->s, k);
     if (f == std::string::npos) break;
     out.push_back(s.substr(k, f - k));
+    check_pieces(out.size(), s.size(), "split()");
     k = f + sep->s.size();
   }
   out.push_back(s.substr(k));
@@ -235,6 +339,7 @@ std::vector<std::string> py_splitlines(const std::string& s, bool keepends) {
     size_t e = k + 1;
     if (c == '\r' && e < u.size() && u[e] == '\n') ++e;
     out.push_back(utf8_encode(std::u32string_view(u).substr(start, (keepends ? e : k) - start)));
+    check_pieces(out.size(), s.size(), "splitlines()");
     k = start = e;
   }
   if (start < u.size()) out.push_back(utf8_encode(std::u32string_view(u).substr(start)));
@@ -245,7 +350,9 @@ std::vector<std::string> py_splitlines(const std::string& s, bool keepends) {
 std::string py_title(const std::string& s) {
   std::string out;
   bool prev_cased = false;
+  size_t n = 0;
   for (char32_t c : utf8_decode(s)) {
+    if ((++n & 4095) == 0) budget_check_size(out.size(), "title()");
     const bool cased = py_is_cased(c);
     if (cased) {
       if (prev_cased) utf8_append(out, py_lower_cp(c));
@@ -267,8 +374,24 @@ std::string py_capitalize(const std::string& s) {
   return out + py_lower(utf8_encode(std::u32string_view(u).substr(1)));
 }
 
+// The result's size is computed (with overflow checks) before it is built: replacing
+// with a longer string multiplies the input.
 std::string py_replace(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
   std::string out;
+  uint64_t hits = 0;
+  if (from.empty()) {
+    hits = utf8_length(s) + 1;
+  } else {
+    for (size_t k = str_find(s, from); k != std::string::npos && (count < 0 || hits < static_cast<uint64_t>(count));
+         k = str_find(s, from, k + from.size())) {
+      ++hits;
+    }
+  }
+  if (count >= 0) hits = std::min<uint64_t>(hits, static_cast<uint64_t>(count));
+  const size_t removed = static_cast<size_t>(hits) * from.size();  // <= s.size()
+  const size_t size = size_add(s.size() - removed, size_mul(static_cast<size_t>(hits), to.size(), "replace()"), "replace()");
+  budget_check_size(size, "replace()");
+  out.reserve(size);
   if (from.empty()) {
     // Python inserts `to` between every code point (and at both ends).
     const std::u32string u = utf8_decode(s);
@@ -286,7 +409,7 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
   size_t k = 0;
   int64_t n = 0;
   while (count < 0 || n < count) {
-    const size_t f = s.find(from, k);
+    const size_t f = str_find(s, from, k);
     if (f == std::string::npos) break;
     out.append(s, k, f - k);
     out += to;
@@ -297,9 +420,11 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
   return out;
 }
 
-// printf-style `"%s" % x` for the common conversions.
+// printf-style `"%s" % x` for the common conversions. A width or precision is the
+// template's to choose: it is bounded like any value's size before snprintf sees it.
 std::string py_percent_format(const std::string& fmt, const Value& args) {
-  std::vector<Value> list = args.kind == Kind::kTuple ? *args.list : std::vector<Value>{args};
+  const std::vector<Value> one{args};
+  const std::vector<Value>& list = args.kind == Kind::kTuple ? *args.list : one;
   size_t next = 0;
   std::string out;
   for (size_t k = 0; k < fmt.size(); ++k) {
@@ -310,7 +435,17 @@ std::string py_percent_format(const std::string& fmt, const Value& args) {
     ++k;
     if (k >= fmt.size()) fail("ValueError: incomplete format");
     std::string spec = "%";
-    while (k < fmt.size() && std::strchr("-+ #0123456789.", fmt[k])) spec += fmt[k++];
+    size_t number = 0;  // the width or precision being read
+    while (k < fmt.size() && std::strchr("-+ #0123456789.", fmt[k])) {
+      const char ch = fmt[k++];
+      spec += ch;
+      if (ch >= '0' && ch <= '9') {
+        number = size_add(size_mul(number, 10, "'%' format width"), static_cast<size_t>(ch - '0'), "'%' format width");
+        budget_check_size(number, "a '%' format width or precision");
+      } else {
+        number = 0;
+      }
+    }
     if (k >= fmt.size()) fail("ValueError: incomplete format");
     const char conv = fmt[k];
     if (conv == '%') {
@@ -319,29 +454,29 @@ std::string py_percent_format(const std::string& fmt, const Value& args) {
     }
     if (next >= list.size()) fail_type("not enough arguments for format string");
     const Value& v = list[next++];
-    char buf[512];
+    auto print = [&](const std::string& f, auto x) {
+      const int n = std::snprintf(nullptr, 0, f.c_str(), x);
+      if (n < 0) fail("ValueError: unsupported format '" + f + "'");
+      const size_t at = out.size();
+      budget_check_size(size_add(at, static_cast<size_t>(n), "'%' format"), "'%' format");
+      out.resize(at + static_cast<size_t>(n) + 1);
+      std::snprintf(out.data() + at, static_cast<size_t>(n) + 1, f.c_str(), x);
+      out.resize(at + static_cast<size_t>(n));
+    };
     switch (conv) {
       case 's': out += to_str(v); break;
       case 'r': out += repr(v); break;
       case 'd':
       case 'i':
-        std::snprintf(buf, sizeof buf, (spec + "lld").c_str(),
-                      static_cast<long long>(v.kind == Kind::kFloat ? static_cast<int64_t>(v.f) : as_int(v, "%d format")));
-        out += buf;
+        print(spec + "lld", static_cast<long long>(v.kind == Kind::kFloat ? float_to_int(v.f) : as_int(v, "%d format")));
         break;
+      case 'x': print(spec + "llx", static_cast<long long>(as_int(v, "%x format"))); break;
       case 'f':
       case 'e':
-      case 'g':
-      case 'x':
-        if (conv == 'x') {
-          std::snprintf(buf, sizeof buf, (spec + "llx").c_str(), static_cast<long long>(as_int(v, "%x format")));
-        } else {
-          std::snprintf(buf, sizeof buf, (spec + conv).c_str(), as_double(v));
-        }
-        out += buf;
-        break;
+      case 'g': print(spec + conv, as_double(v)); break;
       default: fail(std::string("ValueError: unsupported format character '") + conv + "'");
     }
+    budget_check_size(out.size(), "'%' format");
   }
   if (next < list.size() && args.kind == Kind::kTuple) fail_type("not all arguments converted during string formatting");
   return out;
@@ -354,8 +489,13 @@ using TestFn = bool (*)(Interpreter&, const Value&, CallArgs&);
 class Interpreter {
  public:
   Interpreter(const std::tm& now, const RenderLimits& limits) : now_(now), limits_(limits) {}
+  // Breaks the reference cycles a render can make: a macro's frame holds the macro, and a
+  // namespace can hold itself (or a list, loop or macro that leads back to it). Every
+  // cycle passes through one of these, and clearing them also cuts chains of nested
+  // namespaces into pieces no deeper than kMaxValueDepth, so destroying them is bounded.
   ~Interpreter() {
     for (const auto& c : macro_closures_) c->frame.reset();
+    for (const auto& o : namespaces_) o->attrs.items.clear();
   }
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
@@ -449,13 +589,15 @@ class Interpreter {
 
   // Attribute lookup by a dotted path, as jinja2's make_attrgetter does (map, sort, ...).
   Value attr_path(const Value& item, const std::string& path) {
+    budget_scan(path.size());  // parsed again for every item
     Value v = item;
     size_t k = 0;
     while (true) {
       const size_t dot = path.find('.', k);
       const std::string part = path.substr(k, dot == std::string::npos ? std::string::npos : dot - k);
       const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-      v = getitem(v, digits ? Value::integer(std::stoll(part)) : Value::string(part));
+      // A number too large for an int64 is no index of anything: INT64_MAX finds nothing.
+      v = getitem(v, digits ? Value::integer(parse_digits(part).value_or(INT64_MAX)) : Value::string(part));
       if (dot == std::string::npos) return v;
       k = dot + 1;
     }
@@ -466,6 +608,7 @@ class Interpreter {
   // ----- calls -----
 
   Value call(const Value& callee, CallArgs& args) {
+    budget_step();
     if (callee.kind == Kind::kCallable) return callee.fn->fn(args);
     if (callee.is_undefined()) fail_undefined(callee);
     fail_type(std::string("'") + type_name(callee) + "' object is not callable");
@@ -476,14 +619,46 @@ class Interpreter {
 
   const RenderLimits& limits() const { return limits_; }
 
+  // Bounds the nesting of statements, expressions and macro calls being evaluated, which
+  // is what the C++ stack holds.
+  class DepthGuard {
+   public:
+    explicit DepthGuard(Interpreter& in) : in_(in) {
+      if (++in_.depth_ > in_.limits_.max_eval_depth) {
+        --in_.depth_;
+        fail_limit("evaluation nested deeper than " + std::to_string(in_.limits_.max_eval_depth) +
+                   " levels (max_eval_depth)");
+      }
+    }
+    ~DepthGuard() { --in_.depth_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+
+   private:
+    Interpreter& in_;
+  };
+
  private:
   void install_globals(Frame& g);
   Flow exec(const Body& body, const FramePtr& frame, std::string& out);
   Flow exec_node(const Node& n, const FramePtr& frame, std::string& out);
-  void exec_for(const Node& n, const FramePtr& frame, std::string& out);
+  [[gnu::noinline]] void exec_for(const Node& n, const FramePtr& frame, std::string& out);
+  [[gnu::noinline]] void exec_block(const Node& n, const FramePtr& frame, std::string& out);
+  [[gnu::noinline]] void define_macro(const Node& n, const FramePtr& frame);
+  [[gnu::noinline]] Value call_macro(const Node& node, const FramePtr& closure_frame, CallArgs& args);
+  std::shared_ptr<const std::vector<Value>> filtered_items(const Node& n, const Value& seq, const FramePtr& frame);
   void assign(const Expr& target, const Value& v, const FramePtr& frame);
   Value eval(const Expr& e, const FramePtr& frame);
-  Value eval_binary(const Expr& e, const FramePtr& frame);
+  Value eval_node(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value eval_display(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value eval_access(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value eval_slice(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value eval_call(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value eval_unary(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value eval_compare(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value eval_binary(const Expr& e, const FramePtr& frame);
+  [[gnu::noinline]] Value binary_op(const std::string& op, const Value& l, const Value& r);
+  Value repeat(const Value& seq, int64_t n);
   CallArgs eval_args(const Expr& e, const FramePtr& frame) {
     CallArgs a;
     for (const auto& x : e.items) a.pos.push_back(eval(*x, frame));
@@ -491,14 +666,16 @@ class Interpreter {
     return a;
   }
   void append(std::string& out, std::string_view s) {
-    out.append(s);
-    if (out.size() > limits_.max_output_bytes) {
-      limit_error("output exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
+    if (out.size() + s.size() > limits_.max_output_bytes) {
+      fail_limit("output exceeds " + std::to_string(limits_.max_output_bytes) + " bytes (max_output_bytes)");
     }
+    budget_scan(s.size());
+    out.append(s);
   }
   void count_iteration() {
+    budget_step();  // an iteration with an empty body still costs
     if (++iterations_ > limits_.max_loop_iterations) {
-      limit_error("more than " + std::to_string(limits_.max_loop_iterations) + " loop iterations");
+      fail_limit("more than " + std::to_string(limits_.max_loop_iterations) + " loop iterations (max_loop_iterations)");
     }
   }
 
@@ -506,8 +683,10 @@ class Interpreter {
   RenderLimits limits_;
   uint64_t iterations_ = 0;
   int call_depth_ = 0;
+  int depth_ = 0;  // see DepthGuard
   const Value* block_value_ = nullptr;  // the body of a {% filter %} block
   std::vector<std::shared_ptr<MacroClosure>> macro_closures_;
+  std::vector<std::shared_ptr<Object>> namespaces_;  // every namespace() made; see ~Interpreter
 };
 
 // ----- statements -----
@@ -529,7 +708,11 @@ Flow Interpreter::exec(const Body& body, const FramePtr& frame, std::string& out
   return Flow::kNormal;
 }
 
+// As with eval_node, the larger cases have functions of their own to keep this frame,
+// which is on the recursive path of every statement, small.
 Flow Interpreter::exec_node(const Node& n, const FramePtr& frame, std::string& out) {
+  DepthGuard depth(*this);
+  budget_step();
   switch (n.kind) {
     case NodeKind::kText: append(out, n.text); return Flow::kNormal;
     case NodeKind::kOutput: append(out, to_str(eval(*n.expr, frame))); return Flow::kNormal;
@@ -540,81 +723,9 @@ Flow Interpreter::exec_node(const Node& n, const FramePtr& frame, std::string& o
       return Flow::kNormal;
     case NodeKind::kFor: exec_for(n, frame, out); return Flow::kNormal;
     case NodeKind::kSet: assign(*n.target, eval(*n.expr, frame), frame); return Flow::kNormal;
-    case NodeKind::kSetBlock: {
-      std::string body;
-      exec(n.body, frame, body);
-      Value v = Value::string(std::move(body));
-      if (n.expr) {
-        const Value* saved = block_value_;
-        block_value_ = &v;
-        Value r = eval(*n.expr, frame);
-        block_value_ = saved;
-        v = std::move(r);
-      }
-      assign(*n.target, v, frame);
-      return Flow::kNormal;
-    }
-    case NodeKind::kFilterBlock: {
-      std::string body;
-      exec(n.body, frame, body);
-      Value v = Value::string(std::move(body));
-      const Value* saved = block_value_;
-      block_value_ = &v;
-      Value r = eval(*n.expr, frame);
-      block_value_ = saved;
-      append(out, to_str(r));
-      return Flow::kNormal;
-    }
-    case NodeKind::kMacro: {
-      const Node* node = &n;
-      // The macro's frame holds the macro and the macro holds its frame: a cycle of
-      // shared_ptrs, broken when the render ends (see ~Interpreter).
-      auto closure = std::make_shared<MacroClosure>();
-      closure->frame = frame;
-      macro_closures_.push_back(closure);
-      Interpreter* self = this;
-      frame->set(n.text, make_callable(n.text, [self, node, closure](CallArgs& args) -> Value {
-        if (++self->call_depth_ > self->limits_.max_call_depth) {
-          --self->call_depth_;
-          limit_error("macro calls nested deeper than " + std::to_string(self->limits_.max_call_depth));
-        }
-        auto f = std::make_shared<Frame>();
-        f->parent = closure->frame;
-        if (args.pos.size() > node->params.size()) {
-          --self->call_depth_;
-          fail_type("macro '" + node->text + "' takes not more than " + std::to_string(node->params.size()) + " argument(s)");
-        }
-        for (size_t k = 0; k < node->params.size(); ++k) {
-          const auto& p = node->params[k];
-          const Value* given = args.get(k, p.first);
-          if (given) {
-            f->set(p.first, *given);
-          } else if (p.second) {
-            f->set(p.first, self->eval(*p.second, f));
-          } else {
-            f->set(p.first, Value::undefined("parameter '" + p.first + "' was not provided"));
-          }
-        }
-        for (const auto& kv : args.kw) {
-          bool known = false;
-          for (const auto& p : node->params) known = known || p.first == kv.first;
-          if (!known) {
-            --self->call_depth_;
-            fail_type("macro '" + node->text + "' takes no keyword argument '" + kv.first + "'");
-          }
-        }
-        std::string body;
-        try {
-          self->exec(node->body, f, body);
-        } catch (...) {
-          --self->call_depth_;
-          throw;
-        }
-        --self->call_depth_;
-        return Value::string(std::move(body));
-      }));
-      return Flow::kNormal;
-    }
+    case NodeKind::kSetBlock:
+    case NodeKind::kFilterBlock: exec_block(n, frame, out); return Flow::kNormal;
+    case NodeKind::kMacro: define_macro(n, frame); return Flow::kNormal;
     case NodeKind::kWith: {
       auto f = std::make_shared<Frame>();
       f->parent = frame;
@@ -625,6 +736,78 @@ Flow Interpreter::exec_node(const Node& n, const FramePtr& frame, std::string& o
     case NodeKind::kContinue: return Flow::kContinue;
   }
   return Flow::kNormal;
+}
+
+// {% set x %}...{% endset %} and {% filter f %}...{% endfilter %}
+void Interpreter::exec_block(const Node& n, const FramePtr& frame, std::string& out) {
+  std::string body;
+  exec(n.body, frame, body);
+  Value v = Value::string(std::move(body));
+  if (n.expr) {
+    const Value* saved = block_value_;
+    block_value_ = &v;
+    Value r = eval(*n.expr, frame);
+    block_value_ = saved;
+    v = std::move(r);
+  }
+  if (n.kind == NodeKind::kSetBlock) {
+    assign(*n.target, v, frame);
+  } else {
+    append(out, to_str(v));
+  }
+}
+
+void Interpreter::define_macro(const Node& n, const FramePtr& frame) {
+  const Node* node = &n;
+  // The macro's frame holds the macro and the macro holds its frame: a cycle of
+  // shared_ptrs, broken when the render ends (see ~Interpreter). Until then the closure
+  // keeps the frame and what it holds.
+  size_t kept = sizeof(MacroClosure) + sizeof(Frame);
+  for (const auto& kv : frame->vars) kept += sizeof(kv) + kv.second.s.size();
+  budget_allocate(kept, "a macro definition");
+  auto closure = std::make_shared<MacroClosure>();
+  closure->frame = frame;
+  macro_closures_.push_back(closure);
+  Interpreter* self = this;
+  frame->set(n.text, make_callable(n.text, [self, node, closure](CallArgs& args) -> Value {
+    return self->call_macro(*node, closure->frame, args);
+  }));
+}
+
+Value Interpreter::call_macro(const Node& node, const FramePtr& closure_frame, CallArgs& args) {
+  if (++call_depth_ > limits_.max_call_depth) {
+    --call_depth_;
+    fail_limit("macro calls nested deeper than " + std::to_string(limits_.max_call_depth) + " (max_call_depth)");
+  }
+  struct Leave {
+    int& depth;
+    ~Leave() { --depth; }
+  } leave{call_depth_};
+  budget_step(node.params.size() * args.kw.size() / 16);  // keyword arguments are matched by name
+  auto f = std::make_shared<Frame>();
+  f->parent = closure_frame;
+  if (args.pos.size() > node.params.size()) {
+    fail_type("macro '" + node.text + "' takes not more than " + std::to_string(node.params.size()) + " argument(s)");
+  }
+  for (size_t k = 0; k < node.params.size(); ++k) {
+    const auto& p = node.params[k];
+    const Value* given = args.get(k, p.first);
+    if (given) {
+      f->set(p.first, *given);
+    } else if (p.second) {
+      f->set(p.first, eval(*p.second, f));
+    } else {
+      f->set(p.first, Value::undefined("parameter '" + p.first + "' was not provided"));
+    }
+  }
+  for (const auto& kv : args.kw) {
+    bool known = false;
+    for (const auto& p : node.params) known = known || p.first == kv.first;
+    if (!known) fail_type("macro '" + node.text + "' takes no keyword argument '" + kv.first + "'");
+  }
+  std::string body;
+  exec(node.body, f, body);
+  return Value::string(std::move(body));
 }
 
 void Interpreter::assign(const Expr& target, const Value& v, const FramePtr& frame) {
@@ -642,6 +825,7 @@ void Interpreter::assign(const Expr& target, const Value& v, const FramePtr& fra
     if (ns.kind != Kind::kObject || !ns.obj->mutable_attrs) {
       fail("TemplateRuntimeError: cannot assign attribute on non-namespace object");
     }
+    budget_allocate(v.s.size(), "a namespace attribute");
     ns.obj->attrs.set(Value::string(target.name), v);
   } else {
     fail("TemplateSyntaxError: cannot assign to this expression");
@@ -649,23 +833,25 @@ void Interpreter::assign(const Expr& target, const Value& v, const FramePtr& fra
 }
 
 void Interpreter::exec_for(const Node& n, const FramePtr& frame, std::string& out) {
-  std::vector<Value> all = iterate(eval(*n.expr, frame));
-  auto items = std::make_shared<std::vector<Value>>();
-  if (n.cond) {
-    for (Value& v : all) {
-      auto f = std::make_shared<Frame>();
-      f->parent = frame;
-      assign(*n.target, v, f);
-      count_iteration();
-      if (truthy(eval(*n.cond, f))) items->push_back(std::move(v));
-    }
+  const Value seq = eval(*n.expr, frame);
+  std::shared_ptr<const std::vector<Value>> items;
+  if (seq.is_seq() && !n.cond) {
+    items = seq.list;  // lists are immutable: the loop shares it instead of copying
   } else {
-    *items = std::move(all);
+    items = filtered_items(n, seq, frame);
   }
   if (items->empty()) {
     exec(n.else_body, frame, out);
     return;
   }
+  // `loop` holds the items: it is a container as deep as they are.
+  uint32_t items_depth = 0;
+  if (items == seq.list) {
+    items_depth = seq.depth > 0 ? seq.depth - 1 : 0;
+  } else {
+    for (const Value& v : *items) items_depth = std::max(items_depth, v.depth);
+  }
+  budget_check_depth(items_depth + 2, "a for loop");
   const int64_t len = static_cast<int64_t>(items->size());
   for (int64_t k = 0; k < len; ++k) {
     count_iteration();
@@ -674,6 +860,7 @@ void Interpreter::exec_for(const Node& n, const FramePtr& frame, std::string& ou
     assign(*n.target, (*items)[static_cast<size_t>(k)], f);
     Value lv;
     lv.kind = Kind::kObject;
+    lv.depth = items_depth + 2;
     lv.obj = std::make_shared<Object>();
     lv.obj->type_name = "LoopContext";
     lv.obj->loop_items = items;
@@ -684,9 +871,35 @@ void Interpreter::exec_for(const Node& n, const FramePtr& frame, std::string& ou
   }
 }
 
+// The items of a for loop over `seq` that pass its `if` filter (all when it has none).
+std::shared_ptr<const std::vector<Value>> Interpreter::filtered_items(const Node& n, const Value& seq, const FramePtr& frame) {
+  std::vector<Value> all = iterate(seq);
+  if (!n.cond) return std::make_shared<const std::vector<Value>>(std::move(all));
+  auto items = std::make_shared<std::vector<Value>>();
+  for (Value& v : all) {
+    auto f = std::make_shared<Frame>();
+    f->parent = frame;
+    assign(*n.target, v, f);
+    count_iteration();
+    if (truthy(eval(*n.cond, f))) items->push_back(std::move(v));
+  }
+  return items;
+}
+
 // ----- expressions -----
 
 Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
+  DepthGuard depth(*this);
+  budget_step();
+  Value v = eval_node(e, frame);
+  // Strings are values, not shared: each one an expression yields was copied or made.
+  budget_scan(v.s.size());
+  return v;
+}
+
+// The cases live in functions of their own: a sanitizer build gives every local of a
+// switch its own stack slot, and this frame is on the recursive path of every expression.
+Value Interpreter::eval_node(const Expr& e, const FramePtr& frame) {
   switch (e.kind) {
     case ExprKind::kLiteral: return e.value;
     case ExprKind::kName: {
@@ -694,93 +907,19 @@ Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
       return Value::undefined("'" + e.name + "' is undefined");
     }
     case ExprKind::kList:
-    case ExprKind::kTuple: {
-      List items;
-      for (const auto& x : e.items) items.push_back(eval(*x, frame));
-      return e.kind == ExprKind::kList ? Value::make_list(std::move(items)) : Value::make_tuple(std::move(items));
-    }
-    case ExprKind::kDict: {
-      Value d = Value::make_dict();
-      for (size_t k = 0; k + 1 < e.items.size(); k += 2) {
-        Value key = eval(*e.items[k], frame);
-        if (key.is_undefined() || key.is_seq() || key.is_dict()) fail_type(std::string("unhashable type: '") + type_name(key) + "'");
-        d.dict->set(key, eval(*e.items[k + 1], frame));
-      }
-      return d;
-    }
-    case ExprKind::kGetattr: return getattr(eval(*e.a, frame), e.name);
-    case ExprKind::kGetitem: return getitem(eval(*e.a, frame), eval(*e.b, frame));
-    case ExprKind::kSlice: {
-      Value obj = eval(*e.a, frame);
-      const Value start = e.b ? eval(*e.b, frame) : Value::none();
-      const Value stop = e.c ? eval(*e.c, frame) : Value::none();
-      const Value step = e.items[0] ? eval(*e.items[0], frame) : Value::none();
-      if (obj.is_undefined()) fail_undefined(obj);
-      if (obj.is_string()) {
-        const std::u32string u = utf8_decode(obj.s);
-        std::u32string r;
-        for (size_t k : slice_indices(static_cast<int64_t>(u.size()), start, stop, step)) r += u[k];
-        return Value::string(utf8_encode(r));
-      }
-      if (obj.is_seq()) {
-        List r;
-        for (size_t k : slice_indices(static_cast<int64_t>(obj.list->size()), start, stop, step)) r.push_back((*obj.list)[k]);
-        return obj.kind == Kind::kList ? Value::make_list(std::move(r)) : Value::make_tuple(std::move(r));
-      }
-      fail_type(std::string("'") + type_name(obj) + "' object is not subscriptable");
-    }
-    case ExprKind::kCall: {
-      Value callee = eval(*e.a, frame);
-      CallArgs args = eval_args(e, frame);
-      return call(callee, args);
-    }
-    case ExprKind::kFilter: {
-      Value base;
-      if (e.a) {
-        base = eval(*e.a, frame);
-      } else if (block_value_) {
-        base = *block_value_;
-      }
-      CallArgs args = eval_args(e, frame);
-      return apply_filter(e.name, base, args, e.line);
-    }
-    case ExprKind::kTest: {
-      Value base = e.a ? eval(*e.a, frame) : Value::undefined();
-      CallArgs args = eval_args(e, frame);
-      const bool r = apply_test(e.name, base, args, e.line);
-      return Value::boolean(e.negate ? !r : r);
-    }
+    case ExprKind::kTuple:
+    case ExprKind::kDict: return eval_display(e, frame);
+    case ExprKind::kGetattr:
+    case ExprKind::kGetitem: return eval_access(e, frame);
+    case ExprKind::kSlice: return eval_slice(e, frame);
+    case ExprKind::kCall:
+    case ExprKind::kFilter:
+    case ExprKind::kTest: return eval_call(e, frame);
     case ExprKind::kNeg:
-    case ExprKind::kPos: {
-      Value v = eval(*e.a, frame);
-      if (v.is_undefined()) fail_undefined(v);
-      if (v.kind == Kind::kFloat) return Value::number(e.kind == ExprKind::kNeg ? -v.f : v.f);
-      if (v.kind == Kind::kInt || v.kind == Kind::kBool) {
-        const int64_t x = as_int(v, "operand");
-        return Value::integer(e.kind == ExprKind::kNeg ? -x : x);
-      }
-      fail_type(std::string("bad operand type for unary ") + (e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + type_name(v) + "'");
-    }
-    case ExprKind::kNot: return Value::boolean(!truthy(eval(*e.a, frame)));
+    case ExprKind::kPos:
+    case ExprKind::kNot: return eval_unary(e, frame);
     case ExprKind::kBinary: return eval_binary(e, frame);
-    case ExprKind::kCompare: {
-      Value left = eval(*e.a, frame);
-      for (const auto& [op, rexpr] : e.kwargs) {
-        Value right = eval(*rexpr, frame);
-        bool r;
-        if (op == "==") r = equals(left, right);
-        else if (op == "!=") r = !equals(left, right);
-        else if (op == "in") r = contains(right, left);
-        else if (op == "notin") r = !contains(right, left);
-        else {
-          const int c = compare(left, right);
-          r = op == "<" ? c < 0 : op == "<=" ? c <= 0 : op == ">" ? c > 0 : c >= 0;
-        }
-        if (!r) return Value::boolean(false);
-        left = std::move(right);
-      }
-      return Value::boolean(true);
-    }
+    case ExprKind::kCompare: return eval_compare(e, frame);
     case ExprKind::kCond: {
       if (truthy(eval(*e.a, frame))) return eval(*e.b, frame);
       if (e.c) return eval(*e.c, frame);
@@ -789,6 +928,109 @@ Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
     }
   }
   return Value::undefined();
+}
+
+// [a, b], (a, b), {k: v}
+Value Interpreter::eval_display(const Expr& e, const FramePtr& frame) {
+  if (e.kind == ExprKind::kDict) {
+    Dict d;
+    for (size_t k = 0; k + 1 < e.items.size(); k += 2) {
+      Value key = eval(*e.items[k], frame);
+      if (key.is_undefined() || key.is_seq() || key.is_dict()) fail_type(std::string("unhashable type: '") + type_name(key) + "'");
+      d.set(key, eval(*e.items[k + 1], frame));
+    }
+    return Value::make_dict(std::move(d.items));
+  }
+  List items;
+  for (const auto& x : e.items) items.push_back(eval(*x, frame));
+  return e.kind == ExprKind::kList ? Value::make_list(std::move(items)) : Value::make_tuple(std::move(items));
+}
+
+// a.name, a[b]
+Value Interpreter::eval_access(const Expr& e, const FramePtr& frame) {
+  const Value obj = eval(*e.a, frame);
+  if (e.kind == ExprKind::kGetattr) return getattr(obj, e.name);
+  return getitem(obj, eval(*e.b, frame));
+}
+
+Value Interpreter::eval_slice(const Expr& e, const FramePtr& frame) {
+  Value obj = eval(*e.a, frame);
+  const Value start = e.b ? eval(*e.b, frame) : Value::none();
+  const Value stop = e.c ? eval(*e.c, frame) : Value::none();
+  const Value step = e.items[0] ? eval(*e.items[0], frame) : Value::none();
+  if (obj.is_undefined()) fail_undefined(obj);
+  if (obj.is_string()) {
+    const std::u32string u = utf8_decode(obj.s);
+    const SliceRange range = slice_range(static_cast<int64_t>(u.size()), start, stop, step);
+    std::u32string r;
+    r.reserve(range.count);
+    range.each([&](size_t k) { r += u[k]; });
+    return Value::string(utf8_encode(r));  // no longer than obj
+  }
+  if (obj.is_seq()) {
+    const SliceRange range = slice_range(static_cast<int64_t>(obj.list->size()), start, stop, step);
+    budget_check_size(size_mul(range.count, sizeof(Value), "a slice"), "a slice");
+    List r;
+    r.reserve(range.count);
+    range.each([&](size_t k) { r.push_back((*obj.list)[k]); });
+    return obj.kind == Kind::kList ? Value::make_list(std::move(r)) : Value::make_tuple(std::move(r));
+  }
+  fail_type(std::string("'") + type_name(obj) + "' object is not subscriptable");
+}
+
+// f(args), a | f(args), a is t(args)
+Value Interpreter::eval_call(const Expr& e, const FramePtr& frame) {
+  if (e.kind == ExprKind::kCall) {
+    Value callee = eval(*e.a, frame);
+    CallArgs args = eval_args(e, frame);
+    return call(callee, args);
+  }
+  if (e.kind == ExprKind::kFilter) {
+    Value base;
+    if (e.a) {
+      base = eval(*e.a, frame);
+    } else if (block_value_) {
+      base = *block_value_;
+    }
+    CallArgs args = eval_args(e, frame);
+    return apply_filter(e.name, base, args, e.line);
+  }
+  Value base = e.a ? eval(*e.a, frame) : Value::undefined();
+  CallArgs args = eval_args(e, frame);
+  const bool r = apply_test(e.name, base, args, e.line);
+  return Value::boolean(e.negate ? !r : r);
+}
+
+// -a, +a, not a
+Value Interpreter::eval_unary(const Expr& e, const FramePtr& frame) {
+  Value v = eval(*e.a, frame);
+  if (e.kind == ExprKind::kNot) return Value::boolean(!truthy(v));
+  if (v.is_undefined()) fail_undefined(v);
+  if (v.kind == Kind::kFloat) return Value::number(e.kind == ExprKind::kNeg ? -v.f : v.f);
+  if (v.kind == Kind::kInt || v.kind == Kind::kBool) {
+    const int64_t x = as_int(v, "operand");
+    return Value::integer(e.kind == ExprKind::kNeg ? checked_sub(0, x, "unary -") : x);
+  }
+  fail_type(std::string("bad operand type for unary ") + (e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + type_name(v) + "'");
+}
+
+Value Interpreter::eval_compare(const Expr& e, const FramePtr& frame) {
+  Value left = eval(*e.a, frame);
+  for (const auto& [op, rexpr] : e.kwargs) {
+    Value right = eval(*rexpr, frame);
+    bool r;
+    if (op == "==") r = equals(left, right);
+    else if (op == "!=") r = !equals(left, right);
+    else if (op == "in") r = contains(right, left);
+    else if (op == "notin") r = !contains(right, left);
+    else {
+      const int c = compare(left, right);
+      r = op == "<" ? c < 0 : op == "<=" ? c <= 0 : op == ">" ? c > 0 : c >= 0;
+    }
+    if (!r) return Value::boolean(false);
+    left = std::move(right);
+  }
+  return Value::boolean(true);
 }
 
 Value Interpreter::eval_binary(const Expr& e, const FramePtr& frame) {
@@ -803,7 +1045,18 @@ Value Interpreter::eval_binary(const Expr& e, const FramePtr& frame) {
   }
   const Value l = eval(*e.a, frame);
   const Value r = eval(*e.b, frame);
-  if (op == "~") return Value::string(to_str(l) + to_str(r));
+  return binary_op(op, l, r);
+}
+
+// l op r for the operators that evaluate both operands.
+Value Interpreter::binary_op(const std::string& op, const Value& l, const Value& r) {
+  if (op == "~") {
+    std::string out = to_str(l);
+    const std::string right = to_str(r);
+    budget_check_size(size_add(out.size(), right.size(), "'~'"), "the result of '~'");
+    out += right;
+    return Value::string(std::move(out));
+  }
   if (l.is_undefined()) fail_undefined(l);
   if (r.is_undefined()) fail_undefined(r);
   auto unsupported = [&]() -> Value {
@@ -818,19 +1071,13 @@ Value Interpreter::eval_binary(const Expr& e, const FramePtr& frame) {
       const int64_t x = as_int(l, "operand"), y = as_int(r, "operand");
       int64_t z = 0;
       if (op == "+") {
-        if (__builtin_add_overflow(x, y, &z)) fail("OverflowError: integer overflow");
+        z = checked_add(x, y, "+");
       } else if (op == "-") {
-        if (__builtin_sub_overflow(x, y, &z)) fail("OverflowError: integer overflow");
+        z = checked_sub(x, y, "-");
       } else if (op == "*") {
-        if (__builtin_mul_overflow(x, y, &z)) fail("OverflowError: integer overflow");
+        z = checked_mul(x, y, "*");
       } else if (op == "//" || op == "%") {
-        if (y == 0) fail("ZeroDivisionError: integer division or modulo by zero");
-        int64_t q = x / y, m = x % y;
-        if (m != 0 && ((m < 0) != (y < 0))) {
-          --q;
-          m += y;
-        }
-        z = op == "//" ? q : m;
+        z = floor_div_or_mod(x, y, op == "%");
       }
       return Value::integer(z);
     }
@@ -849,20 +1096,18 @@ Value Interpreter::eval_binary(const Expr& e, const FramePtr& frame) {
       return Value::number(op == "%" ? m : std::floor(x / y));
     }
     if (op == "**") {
-      if (ints && as_int(r, "exponent") >= 0) {
-        int64_t base = as_int(l, "base"), ex = as_int(r, "exponent"), z = 1;
-        for (int64_t k = 0; k < ex; ++k) {
-          if (__builtin_mul_overflow(z, base, &z)) fail("OverflowError: integer overflow");
-        }
-        return Value::integer(z);
-      }
+      if (ints && as_int(r, "exponent") >= 0) return Value::integer(checked_pow(as_int(l, "base"), as_int(r, "exponent")));
       return Value::number(std::pow(x, y));
     }
     return unsupported();
   }
   if (op == "+") {
-    if (l.is_string() && r.is_string()) return Value::string(l.s + r.s);
+    if (l.is_string() && r.is_string()) {
+      budget_check_size(size_add(l.s.size(), r.s.size(), "'+'"), "the result of '+'");
+      return Value::string(l.s + r.s);
+    }
     if (l.is_seq() && l.kind == r.kind) {
+      budget_check_size(size_add(value_bytes(l), value_bytes(r), "'+'"), "the result of '+'");
       List out = *l.list;
       out.insert(out.end(), r.list->begin(), r.list->end());
       return l.kind == Kind::kList ? Value::make_list(std::move(out)) : Value::make_tuple(std::move(out));
@@ -873,22 +1118,37 @@ Value Interpreter::eval_binary(const Expr& e, const FramePtr& frame) {
     const Value& seq = l.is_number() ? r : l;
     const Value& num = l.is_number() ? l : r;
     if ((seq.is_string() || seq.is_seq()) && (num.kind == Kind::kInt || num.kind == Kind::kBool)) {
-      const int64_t n = as_int(num, "count");
-      const size_t unit = seq.is_string() ? seq.s.size() : seq.list->size();
-      if (n > 0 && unit * static_cast<size_t>(n) > limits_.max_output_bytes) limit_error("repeated sequence too large");
-      if (seq.is_string()) {
-        std::string out;
-        for (int64_t k = 0; k < n; ++k) out += seq.s;
-        return Value::string(std::move(out));
-      }
-      List out;
-      for (int64_t k = 0; k < n; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
-      return seq.kind == Kind::kList ? Value::make_list(std::move(out)) : Value::make_tuple(std::move(out));
+      return repeat(seq, as_int(num, "count"));
     }
     return unsupported();
   }
   if (op == "%" && l.is_string()) return Value::string(py_percent_format(l.s, r));
   return unsupported();
+}
+
+// seq * n. The size is computed, overflow-checked, before anything is built; an empty
+// seq is empty whatever n (no loop of 2**62 appends of nothing).
+Value Interpreter::repeat(const Value& seq, int64_t n) {
+  const size_t unit = value_bytes(seq);
+  const size_t count = n > 0 ? static_cast<size_t>(n) : 0;
+  budget_check_size(size_mul(unit, count, "repetition ('*')"), "the result of repetition ('*')");
+  const bool empty = seq.is_string() ? seq.s.empty() : seq.list->empty();
+  if (seq.is_string()) {
+    std::string out;
+    if (!empty && count > 0) {
+      const size_t total = unit * count;
+      out.reserve(total);
+      out = seq.s;
+      while (out.size() < total) out.append(out, 0, std::min(out.size(), total - out.size()));  // doubling
+    }
+    return Value::string(std::move(out));
+  }
+  List out;
+  if (!empty) {
+    out.reserve(seq.list->size() * count);
+    for (size_t k = 0; k < count; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
+  }
+  return seq.kind == Kind::kList ? Value::make_list(std::move(out)) : Value::make_tuple(std::move(out));
 }
 
 // ----- globals -----
@@ -907,8 +1167,10 @@ void Interpreter::install_globals(Frame& g) {
           const size_t n = std::strftime(buf, sizeof buf, f->s.c_str(), &t);
           return Value::string(std::string(buf, n));
         }));
-  g.set("namespace", make_callable("namespace", [](CallArgs& a) -> Value {
+  g.set("namespace", make_callable("namespace", [this](CallArgs& a) -> Value {
+          budget_allocate(sizeof(Object), "namespace()");
           auto o = std::make_shared<Object>();
+          namespaces_.push_back(o);
           o->type_name = "Namespace";
           o->mutable_attrs = true;
           for (const Value& p : a.pos) {
@@ -918,6 +1180,7 @@ void Interpreter::install_globals(Frame& g) {
           for (const auto& kv : a.kw) o->attrs.set(Value::string(kv.first), kv.second);
           Value v;
           v.kind = Kind::kObject;
+          v.depth = 1;  // what it holds is cut off at the end of the render (see ~Interpreter)
           v.obj = o;
           return v;
         }));
@@ -932,35 +1195,51 @@ void Interpreter::install_globals(Frame& g) {
             if (a.pos.size() == 3) step = as_int(a.pos[2], "range()");
           }
           if (step == 0) fail("ValueError: range() arg 3 must not be zero");
+          // The length first, in unsigned arithmetic (stop - start may not fit an int64).
+          uint64_t len = 0;
+          if (step > 0 && start < stop) {
+            len = (static_cast<uint64_t>(stop) - static_cast<uint64_t>(start) - 1) / static_cast<uint64_t>(step) + 1;
+          } else if (step < 0 && start > stop) {
+            len = (static_cast<uint64_t>(start) - static_cast<uint64_t>(stop) - 1) / (0 - static_cast<uint64_t>(step)) + 1;
+          }
+          if (len > 100000) fail("OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
           List out;
-          for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
-            if (out.size() >= 100000) fail("OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+          out.reserve(static_cast<size_t>(len));
+          int64_t k = start;
+          for (uint64_t n = 0; n < len; ++n) {
             out.push_back(Value::integer(k));
+            if (n + 1 < len) k += step;  // stays between start and stop
           }
           return Value::make_list(std::move(out));
         }));
   g.set("dict", make_callable("dict", [](CallArgs& a) -> Value {
-          Value d = Value::make_dict();
+          Dict d;
           for (const Value& p : a.pos) {
             if (p.is_dict()) {
-              for (const auto& kv : p.dict->items) d.dict->set(kv.first, kv.second);
+              for (const auto& kv : p.dict->items) d.set(kv.first, kv.second);
             } else {
               for (const Value& pair : iterate(p)) {
                 std::vector<Value> kv = iterate(pair);
                 if (kv.size() != 2) fail("ValueError: dictionary update sequence element has wrong length");
-                d.dict->set(kv[0], kv[1]);
+                d.set(kv[0], kv[1]);
               }
             }
           }
-          for (const auto& kv : a.kw) d.dict->set(Value::string(kv.first), kv.second);
-          return d;
+          for (const auto& kv : a.kw) d.set(Value::string(kv.first), kv.second);
+          return Value::make_dict(std::move(d.items));
         }));
 }
 
 // ----- methods of str, dict and list (ImmutableSandboxedEnvironment's view) -----
 
 Value Interpreter::method(const Value& obj, const std::string& name) {
-  auto bind = [&](auto fn) { return make_callable(name, [obj, fn](CallArgs& a) -> Value { return fn(obj, a); }); };
+  // A bound method holds a copy of its object: it is a container one level deeper.
+  auto bind = [&](auto fn) {
+    Value m = make_callable(name, [obj, fn](CallArgs& a) -> Value { return fn(obj, a); });
+    m.depth = obj.depth + 1;
+    budget_check_depth(m.depth, "a bound method");
+    return m;
+  };
   auto opt_str = [](const Value* v) -> const Value* { return v && !v->is_none() ? v : nullptr; };
   if (obj.is_string()) {
     if (name == "strip" || name == "lstrip" || name == "rstrip") {
@@ -980,16 +1259,22 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
         const int64_t maxsplit = ms ? as_int(*ms, "maxsplit") : -1;
         std::vector<std::string> parts;
         if (rs && maxsplit >= 0 && sep && sep->is_string()) {
-          // rsplit with a limit: split from the right.
-          std::string rest = s.s;
+          // rsplit with a limit: split from the right, which is splitting the byte-reversed
+          // string at the reversed separator from the left (in linear time).
+          if (sep->s.empty()) fail("ValueError: empty separator");
+          const std::string rs_s(s.s.rbegin(), s.s.rend());
+          const std::string rs_sep(sep->s.rbegin(), sep->s.rend());
           std::vector<std::string> rev;
+          size_t k = 0;
           while (static_cast<int64_t>(rev.size()) < maxsplit) {
-            const size_t f = rest.rfind(sep->s);
-            if (f == std::string::npos || sep->s.empty()) break;
-            rev.push_back(rest.substr(f + sep->s.size()));
-            rest.resize(f);
+            const size_t f = str_find(rs_s, rs_sep, k);
+            if (f == std::string::npos) break;
+            rev.emplace_back(rs_s.rbegin() + static_cast<std::ptrdiff_t>(rs_s.size() - f),
+                             rs_s.rbegin() + static_cast<std::ptrdiff_t>(rs_s.size() - k));
+            check_pieces(rev.size(), s.s.size(), "rsplit()");
+            k = f + rs_sep.size();
           }
-          parts.push_back(rest);
+          parts.emplace_back(rs_s.rbegin(), rs_s.rbegin() + static_cast<std::ptrdiff_t>(rs_s.size() - k));
           parts.insert(parts.end(), rev.rbegin(), rev.rend());
         } else {
           parts = py_split(s.s, sep, maxsplit);
@@ -1012,7 +1297,9 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
       return bind([start](const Value& s, CallArgs& a) {
         const Value* p = a.get(0, "prefix");
         if (p == nullptr) fail_type(std::string(start ? "startswith" : "endswith") + "() takes at least 1 argument");
-        std::vector<Value> cands = p->kind == Kind::kTuple ? *p->list : std::vector<Value>{*p};
+        const std::vector<Value> one{p->kind == Kind::kTuple ? Value::none() : *p};
+        const std::vector<Value>& cands = p->kind == Kind::kTuple ? *p->list : one;
+        budget_step(cands.size());
         for (const Value& c : cands) {
           if (!c.is_string()) fail_type(std::string(start ? "startswith" : "endswith") + " first arg must be str or a tuple of str, not " + type_name(c));
           if (c.s.size() <= s.s.size() &&
@@ -1043,10 +1330,17 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
         if (name == "count") {
           if (sub->s.empty()) return Value::integer(static_cast<int64_t>(utf8_length(s.s)) + 1);
           int64_t n = 0;
-          for (size_t k = s.s.find(sub->s); k != std::string::npos; k = s.s.find(sub->s, k + sub->s.size())) ++n;
+          for (size_t k = str_find(s.s, sub->s); k != std::string::npos; k = str_find(s.s, sub->s, k + sub->s.size())) ++n;
           return Value::integer(n);
         }
-        const size_t f = name[0] == 'r' ? s.s.rfind(sub->s) : s.s.find(sub->s);
+        size_t f = std::string::npos;
+        if (name[0] != 'r') {
+          f = str_find(s.s, sub->s);
+        } else if (sub->s.size() <= s.s.size()) {
+          // The last occurrence is the first one in the byte-reversed string.
+          const size_t r = str_find(std::string(s.s.rbegin(), s.s.rend()), std::string(sub->s.rbegin(), sub->s.rend()));
+          if (r != std::string::npos) f = s.s.size() - r - sub->s.size();
+        }
         if (f == std::string::npos) {
           if (name == "index" || name == "rindex") fail("ValueError: substring not found");
           return Value::integer(-1);
@@ -1062,6 +1356,7 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
         bool first = true;
         for (const Value& v : iterate(*it)) {
           if (!v.is_string()) fail_type(std::string("sequence item: expected str instance, ") + type_name(v) + " found");
+          budget_check_size(size_add(out.size(), size_add(first ? 0 : s.s.size(), v.s.size(), "join()"), "join()"), "join()");
           if (!first) out += s.s;
           first = false;
           out += v.s;
@@ -1126,8 +1421,8 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
               v = auto_idx < a.pos.size() ? &a.pos[auto_idx] : nullptr;
               ++auto_idx;
             } else if (std::all_of(field.begin(), field.end(), [](char d) { return std::isdigit(static_cast<unsigned char>(d)); })) {
-              const size_t idx = std::stoul(field);
-              v = idx < a.pos.size() ? &a.pos[idx] : nullptr;
+              const std::optional<int64_t> idx = parse_digits(field);
+              v = idx && static_cast<uint64_t>(*idx) < a.pos.size() ? &a.pos[static_cast<size_t>(*idx)] : nullptr;
             } else {
               for (const auto& kv : a.kw) {
                 if (kv.first == field) v = &kv.second;
@@ -1135,6 +1430,7 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
             }
             if (v == nullptr) fail("IndexError: Replacement index out of range for positional args tuple");
             out += to_str(*v);
+            budget_check_size(out.size(), "format()");
             k = e;
           } else {
             out += c;
@@ -1149,6 +1445,7 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
     if (name == "items") {
       return bind([](const Value& d, CallArgs&) {
         List out;
+        out.reserve(d.dict->items.size());
         for (const auto& kv : d.dict->items) out.push_back(Value::make_tuple({kv.first, kv.second}));
         return Value::make_list(std::move(out));
       });
@@ -1170,11 +1467,7 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
         return def ? *def : Value::none();
       });
     }
-    if (name == "copy") return bind([](const Value& d, CallArgs&) {
-      Value c = Value::make_dict();
-      c.dict->items = d.dict->items;
-      return c;
-    });
+    if (name == "copy") return bind([](const Value& d, CallArgs&) { return Value::make_dict(d.dict->items); });
   }
   if (obj.is_seq()) {
     if (name == "index" || name == "count") {
@@ -1183,6 +1476,7 @@ Value Interpreter::method(const Value& obj, const std::string& name) {
         const Value* x = a.get(0, "value");
         if (!x) fail_type("expected 1 argument");
         int64_t n = 0;
+        budget_step(l.list->size());
         for (size_t k = 0; k < l.list->size(); ++k) {
           if (equals((*l.list)[k], *x)) {
             if (idx) return Value::integer(static_cast<int64_t>(k));
@@ -1215,8 +1509,13 @@ Value f_tojson(Interpreter&, const Value& v, CallArgs& a) {
   JsonOptions o;
   if (const Value* x = arg(a, 0, "ensure_ascii")) o.ensure_ascii = truthy(*x);
   if (const Value* x = arg(a, 1, "indent"); x && !x->is_none()) {
-    if (x->is_string()) o.indent = x->s;
-    else o.indent = std::string(static_cast<size_t>(std::max<int64_t>(0, as_int(*x, "indent"))), ' ');
+    if (x->is_string()) {
+      o.indent = x->s;
+    } else {
+      const size_t width = static_cast<size_t>(std::max<int64_t>(0, as_int(*x, "indent")));
+      budget_check_size(width, "a tojson indent");
+      o.indent = std::string(width, ' ');
+    }
     o.item_sep = ",";
   }
   if (const Value* x = arg(a, 2, "separators"); x && !x->is_none()) {
@@ -1271,6 +1570,7 @@ Value f_items(Interpreter&, const Value& v, CallArgs&) {
   if (v.is_undefined()) return Value::make_list();
   if (!v.is_dict()) fail_type("Can only get item pairs from a mapping.");
   List out;
+  out.reserve(v.dict->items.size());
   for (const auto& kv : v.dict->items) out.push_back(Value::make_tuple({kv.first, kv.second}));
   return Value::make_list(std::move(out));
 }
@@ -1295,12 +1595,16 @@ Value f_reverse(Interpreter&, const Value& v, CallArgs&) {
 Value f_join(Interpreter& in, const Value& v, CallArgs& a) {
   const Value* d = arg(a, 0, "d");
   const Value* at = arg(a, 1, "attribute");
+  const std::string sep = d ? to_str(*d) : std::string();
+  const std::string path = at && !at->is_none() ? to_str(*at) : std::string();
   std::string out;
   bool first = true;
   for (const Value& x : iterate(v)) {
-    if (!first && d) out += to_str(*d);
+    const std::string piece = to_str(at && !at->is_none() ? in.attr_path(x, path) : x);
+    budget_check_size(size_add(out.size(), size_add(first ? 0 : sep.size(), piece.size(), "join"), "join"), "join");
+    if (!first) out += sep;
     first = false;
-    out += to_str(at && !at->is_none() ? in.attr_path(x, to_str(*at)) : x);
+    out += piece;
   }
   return Value::string(std::move(out));
 }
@@ -1315,10 +1619,20 @@ Value f_indent(Interpreter&, const Value& v, CallArgs& a) {
   const Value* w = arg(a, 0, "width");
   const Value* first = arg(a, 1, "first");
   const Value* blank = arg(a, 2, "blank");
-  std::string ind = w ? (w->is_string() ? w->s : std::string(static_cast<size_t>(std::max<int64_t>(0, as_int(*w, "width"))), ' '))
-                      : std::string(4, ' ');
+  std::string ind;
+  if (w == nullptr) {
+    ind = std::string(4, ' ');
+  } else if (w->is_string()) {
+    ind = w->s;
+  } else {
+    const size_t width = static_cast<size_t>(std::max<int64_t>(0, as_int(*w, "width")));
+    budget_check_size(width, "an indent width");
+    ind = std::string(width, ' ');
+  }
   const std::string s = to_str(v) + "\n";
   std::vector<std::string> lines = py_splitlines(s, false);
+  // Every line may get the indent: size the result before building it.
+  budget_check_size(size_add(s.size(), size_mul(lines.size() + 1, ind.size(), "indent"), "indent"), "indent");
   std::string rv;
   if (blank && truthy(*blank)) {
     for (size_t k = 0; k < lines.size(); ++k) rv += (k ? "\n" + ind : "") + lines[k];
@@ -1338,7 +1652,7 @@ Value f_int(Interpreter&, const Value& v, CallArgs& a) {
   switch (v.kind) {
     case Kind::kInt: return v;
     case Kind::kBool: return Value::integer(v.b);
-    case Kind::kFloat: return std::isfinite(v.f) ? Value::integer(static_cast<int64_t>(v.f)) : def;
+    case Kind::kFloat: return std::isfinite(v.f) ? Value::integer(float_to_int(v.f)) : def;
     case Kind::kString: {
       const std::string s = py_strip(v.s, nullptr, true, true);
       char* end = nullptr;
@@ -1346,7 +1660,7 @@ Value f_int(Interpreter&, const Value& v, CallArgs& a) {
       const long long x = std::strtoll(s.c_str(), &end, 10);
       if (!s.empty() && *end == '\0' && errno == 0) return Value::integer(x);
       const double f = std::strtod(s.c_str(), &end);
-      if (!s.empty() && *end == '\0' && std::isfinite(f)) return Value::integer(static_cast<int64_t>(f));
+      if (!s.empty() && *end == '\0' && std::isfinite(f)) return Value::integer(float_to_int(f));
       return def;
     }
     default: return def;
@@ -1367,7 +1681,7 @@ Value f_float(Interpreter&, const Value& v, CallArgs& a) {
 Value f_abs(Interpreter&, const Value& v, CallArgs&) {
   if (v.kind == Kind::kFloat) return Value::number(std::fabs(v.f));
   const int64_t x = as_int(v, "abs()");
-  return Value::integer(x < 0 ? -x : x);
+  return Value::integer(x < 0 ? checked_sub(0, x, "abs()") : x);
 }
 Value f_round(Interpreter&, const Value& v, CallArgs& a) {
   const Value* p = arg(a, 0, "precision");
@@ -1383,8 +1697,13 @@ Value f_round(Interpreter&, const Value& v, CallArgs& a) {
   return Value::number(std::strtod(buf, nullptr));
 }
 Value f_escape(Interpreter&, const Value& v, CallArgs&) {
+  const std::string s = to_str(v);
+  size_t size = s.size();
+  for (char c : s) size += c == '&' || c == '"' || c == '\'' ? 4 : c == '<' || c == '>' ? 3 : 0;
+  budget_check_size(size, "escape");
   std::string out;
-  for (char c : to_str(v)) {
+  out.reserve(size);
+  for (char c : s) {
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
@@ -1480,7 +1799,7 @@ Value f_sum(Interpreter& in, const Value& v, CallArgs& a) {
   for (const Value& x : iterate(v)) {
     const Value y = sort_key(in, x, at);
     if (total.kind == Kind::kFloat || y.kind == Kind::kFloat) total = Value::number(as_double(total) + as_double(y));
-    else total = Value::integer(as_int(total, "sum") + as_int(y, "sum"));
+    else total = Value::integer(checked_add(as_int(total, "sum"), as_int(y, "sum"), "sum"));
   }
   return total;
 }
@@ -1534,9 +1853,14 @@ Value f_map(Interpreter& in, const Value& v, CallArgs& a) {
   CallArgs fargs;
   fargs.pos.assign(a.pos.begin() + 1, a.pos.end());
   fargs.kw = a.kw;
+  size_t args_bytes = 0;  // copied for every item
+  for (const Value& x : fargs.pos) args_bytes += x.s.size();
+  for (const auto& kv : fargs.kw) args_bytes += kv.second.s.size();
   for (const Value& x : iterate(v)) {
+    budget_scan(args_bytes);
     CallArgs copy = fargs;
     out.push_back(in.apply_filter(filter, x, copy, 0));
+    check_pieces(out.size(), 0, "map");
   }
   return Value::make_list(std::move(out));
 }
@@ -1558,6 +1882,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
 }
 
 Value Interpreter::apply_filter(const std::string& name, const Value& v, CallArgs& args, int line) {
+  budget_step();
+  budget_scan(name.size());  // hashed to find it
   const auto& table = filters();
   auto it = table.find(name);
   if (it == table.end()) {
@@ -1584,6 +1910,7 @@ bool known_test(const std::string& name) {
 }
 
 bool Interpreter::apply_test(const std::string& name, const Value& v, CallArgs& a, int line) {
+  budget_step();
   static const char* const kNoArgs[] = {"defined", "undefined", "none",     "boolean",  "false", "true",
                                         "integer", "float",     "number",   "string",   "mapping", "iterable",
                                         "sequence", "callable", "odd",      "even",     "lower", "upper", "escaped"};
@@ -1698,6 +2025,11 @@ void check_program(const Program& program) { check_body(program.body, false); }
 
 std::string render_program(const Program& program, const std::vector<std::pair<std::string, Value>>& variables,
                            const std::tm& now, const RenderLimits& limits) {
+  Budget budget;
+  budget.max_value_bytes = limits.max_value_bytes;
+  budget.max_alloc_bytes = limits.max_alloc_bytes;
+  budget.max_steps = limits.max_steps;
+  BudgetScope scope(&budget);
   Interpreter in(now, limits);
   return in.run(program, variables);
 }

@@ -2,6 +2,9 @@
 // control: trim_blocks, lstrip_blocks, `-` and `+` markers, raw blocks, comments) ->
 // statement and expression trees (ast.h). Operator precedence follows jinja2's parser:
 // condexpr < or < and < not < compare < +,- < ~ < *,/,//,% < ** < unary < postfix/filters.
+// Templates are untrusted: lexing is linear in the source, and nesting is bounded
+// (kMaxNesting for the parser's recursion, kMaxExprHeight for the trees it builds), so
+// that deep input is a syntax error rather than a stack overflow.
 // Called by ChatTemplate::parse; pure functions, safe concurrently.
 #include <algorithm>
 #include <cctype>
@@ -24,9 +27,17 @@ bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c
 
 // Python's str.rstrip() / the regex \s* on UTF-8 text.
 std::string rstrip_ws(std::string_view s) { return py_strip(s, nullptr, false, true); }
+// Decodes one code point at a time: stripping the rest of the source as a whole would
+// make a template of many `-%}` tags quadratic to lex.
 size_t skip_ws_unicode(std::string_view s, size_t pos) {
-  std::string rest = py_strip(s.substr(pos), nullptr, true, false);
-  return s.size() - rest.size();
+  while (pos < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[pos]);
+    const size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+    const std::u32string u = utf8_decode(s.substr(pos, len));
+    if (u.size() != 1 || !is_py_space(u[0])) break;  // a bad sequence decodes to U+FFFD first
+    pos += len;
+  }
+  return pos;
 }
 bool all_ws(std::string_view s) {
   if (s.empty()) return false;
@@ -420,6 +431,24 @@ class Parser {
     return e;
   }
 
+  // Records the height of `e`, whose children are complete (and sealed), and refuses
+  // trees taller than kMaxExprHeight.
+  ExprPtr seal(ExprPtr e) {
+    int h = 0;
+    for (const Expr* c : {e->a.get(), e->b.get(), e->c.get()}) {
+      if (c) h = std::max(h, c->height);
+    }
+    for (const auto& x : e->items) {
+      if (x) h = std::max(h, x->height);
+    }
+    for (const auto& kv : e->kwargs) h = std::max(h, kv.second->height);
+    e->height = h + 1;
+    if (e->height > kMaxExprHeight) {
+      syntax_error(e->line, "expression nested too deeply (more than " + std::to_string(kMaxExprHeight) + " levels)");
+    }
+    return e;
+  }
+
   // ----- statements -----
 
   // Parses until a block tag whose name is in `ends` (consumed; its name stored in *end).
@@ -592,7 +621,7 @@ class Parser {
         auto g = make(ExprKind::kGetattr, line);
         g->name = expect_name();
         g->a = std::move(e);
-        return g;
+        return seal(std::move(g));
       }
       return e;
     };
@@ -603,7 +632,7 @@ class Parser {
         if (skip_op(")")) break;
         t->items.push_back(one());
       }
-      return t;
+      return seal(std::move(t));
     }
     ExprPtr first = one();
     if (!is_op(",")) return first;
@@ -613,7 +642,7 @@ class Parser {
       if (cur().type != Tok::kName) break;
       t->items.push_back(one());
     }
-    return t;
+    return seal(std::move(t));
   }
 
   // ----- expressions -----
@@ -636,7 +665,7 @@ class Parser {
       if (cur().type == Tok::kVarEnd || cur().type == Tok::kBlockEnd || is_op(")") || is_name("if")) break;
       t->items.push_back(parse_expr(with_cond));
     }
-    return t;
+    return seal(std::move(t));
   }
 
   ExprPtr parse_expr(bool with_cond) {
@@ -650,7 +679,7 @@ class Parser {
       c->a = parse_or();
       c->b = std::move(e);
       if (skip_name("else")) c->c = parse_expr(true);
-      e = std::move(c);
+      e = seal(std::move(c));
     }
     return e;
   }
@@ -660,7 +689,7 @@ class Parser {
     e->name = op;
     e->a = std::move(l);
     e->b = std::move(r);
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_or() {
@@ -689,7 +718,7 @@ class Parser {
       auto e = make(ExprKind::kNot, cur().line);
       next();
       e->a = parse_not();
-      return e;
+      return seal(std::move(e));
     }
     return parse_compare();
   }
@@ -721,7 +750,7 @@ class Parser {
       }
       c->kwargs.emplace_back(op, parse_math1());
     }
-    return c ? std::move(c) : std::move(l);
+    return c ? seal(std::move(c)) : std::move(l);
   }
 
   ExprPtr parse_math1() {
@@ -773,6 +802,7 @@ class Parser {
       node = make(is_op("-") ? ExprKind::kNeg : ExprKind::kPos, cur().line);
       next();
       node->a = parse_unary(false);
+      node = seal(std::move(node));
     } else {
       node = parse_primary();
     }
@@ -830,7 +860,7 @@ class Parser {
         tup->items.push_back(parse_expr(true));
       }
       expect_op(")");
-      return tup;
+      return seal(std::move(tup));
     }
     if (skip_op("[")) {
       auto e = make(ExprKind::kList, line);
@@ -839,7 +869,7 @@ class Parser {
         if (skip_op("]")) break;
         e->items.push_back(parse_expr(true));
       }
-      return e;
+      return seal(std::move(e));
     }
     if (skip_op("{")) {
       auto e = make(ExprKind::kDict, line);
@@ -850,7 +880,7 @@ class Parser {
         expect_op(":");
         e->items.push_back(parse_expr(true));
       }
-      return e;
+      return seal(std::move(e));
     }
     unexpected("an expression");
   }
@@ -866,12 +896,12 @@ class Parser {
           e->b = make(ExprKind::kLiteral, line);
           e->b->value = Value::integer(cur().i);
           next();
-          node = std::move(e);
+          node = seal(std::move(e));
         } else {
           auto e = make(ExprKind::kGetattr, line);
           e->a = std::move(node);
           e->name = expect_name();
-          node = std::move(e);
+          node = seal(std::move(e));
         }
       } else if (is_op("[")) {
         node = parse_subscript(std::move(node));
@@ -891,7 +921,7 @@ class Parser {
       auto e = make(ExprKind::kGetitem, line);
       e->a = std::move(node);
       e->b = make(ExprKind::kTuple, line);
-      return e;
+      return seal(std::move(e));
     }
     ExprPtr start, stop, step;
     bool slice = false;
@@ -908,14 +938,14 @@ class Parser {
       auto e = make(ExprKind::kGetitem, line);
       e->a = std::move(node);
       e->b = std::move(start);
-      return e;
+      return seal(std::move(e));
     }
     auto e = make(ExprKind::kSlice, line);
     e->a = std::move(node);
     e->b = std::move(start);
     e->c = std::move(stop);
     e->items.push_back(std::move(step));
-    return e;
+    return seal(std::move(e));
   }
 
   // Parses "(args)" into e->items / e->kwargs.
@@ -943,7 +973,7 @@ class Parser {
     auto e = make(kind, cur().line);
     e->a = std::move(node);
     parse_args(e.get());
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_filter_one(ExprPtr base) {
@@ -953,7 +983,7 @@ class Parser {
     e->name = expect_name();
     while (skip_op(".")) e->name += "." + expect_name();
     if (is_op("(")) parse_args(e.get());
-    return e;
+    return seal(std::move(e));
   }
 
   // `| f | g(...)` applied to base (null base: a filter block's body).
@@ -984,7 +1014,7 @@ class Parser {
           if (is_name("is")) syntax_error(cur().line, "you cannot chain multiple tests with is");
           e->items.push_back(parse_postfix(parse_primary()));
         }
-        node = std::move(e);
+        node = seal(std::move(e));
       } else if (is_op("(")) {
         node = parse_call(std::move(node), ExprKind::kCall);
       } else {

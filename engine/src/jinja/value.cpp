@@ -1,6 +1,9 @@
 // Python semantics of the interpreter's values: truthiness, equality, str()/repr(),
-// json.dumps(), and the UTF-8 helpers behind code-point indexing. See value.h.
+// json.dumps(), the UTF-8 helpers behind code-point indexing, and the render budget.
+// See value.h.
 #include "jinja/value.h"
+
+#include <string.h>  // memmem (GNU)
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +15,107 @@ namespace sn::engine::jinja {
 
 void fail(const std::string& msg) { throw JinjaError(JinjaError::Kind::kTemplate, msg); }
 void fail_type(const std::string& msg) { fail("TypeError: " + msg); }
+void fail_limit(const std::string& msg) { throw JinjaError(JinjaError::Kind::kLimit, msg); }
+
+// ----- budget -----
+
+namespace {
+thread_local Budget* t_budget = nullptr;
+}  // namespace
+
+BudgetScope::BudgetScope(Budget* budget) : saved_(t_budget) { t_budget = budget; }
+BudgetScope::~BudgetScope() { t_budget = saved_; }
+
+void budget_step(uint64_t n) {
+  Budget* b = t_budget;
+  if (b == nullptr) return;
+  b->steps += n;
+  if (b->steps > b->max_steps) {
+    fail_limit("the template took more than " + std::to_string(b->max_steps) + " steps (max_steps)");
+  }
+}
+
+void budget_scan(size_t bytes) {
+  if (bytes >= kBytesPerStep) budget_step(bytes / kBytesPerStep);
+}
+
+void budget_check_size(size_t bytes, const char* what) {
+  const Budget* b = t_budget;
+  if (b == nullptr || bytes <= b->max_value_bytes) return;
+  fail_limit(std::string(what) + " would be " + std::to_string(bytes) + " bytes, more than the " +
+             std::to_string(b->max_value_bytes) + " one value may hold (max_value_bytes)");
+}
+
+void budget_allocate(size_t bytes, const char* what) {
+  Budget* b = t_budget;
+  if (b == nullptr) return;
+  budget_check_size(bytes, what);
+  b->alloc_bytes += bytes;  // bytes <= max_value_bytes: cannot wrap
+  if (b->alloc_bytes > b->max_alloc_bytes) {
+    fail_limit(std::string(what) + ": the template created more than " + std::to_string(b->max_alloc_bytes) +
+               " bytes of values in total (max_alloc_bytes)");
+  }
+  budget_scan(bytes);
+}
+
+void budget_check_depth(uint32_t depth, const char* what) {
+  if (t_budget == nullptr || depth <= kMaxValueDepth) return;
+  fail_limit(std::string(what) + ": values nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+}
+
+size_t size_add(size_t a, size_t b, const char* what) {
+  size_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) fail_limit(std::string(what) + ": the result's size overflows");
+  return r;
+}
+
+size_t size_mul(size_t a, size_t b, const char* what) {
+  size_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) fail_limit(std::string(what) + ": the result's size overflows");
+  return r;
+}
+
+size_t value_bytes(const Value& v) {
+  switch (v.kind) {
+    case Kind::kList:
+    case Kind::kTuple: {
+      size_t n = 0;
+      for (const Value& x : *v.list) n += sizeof(Value) + x.s.size();
+      return n;
+    }
+    case Kind::kDict: {
+      size_t n = 0;
+      for (const auto& kv : v.dict->items) n += 2 * sizeof(Value) + kv.first.s.size() + kv.second.s.size();
+      return n;
+    }
+    default: return v.s.size();
+  }
+}
+
+size_t str_find(std::string_view hay, std::string_view needle, size_t from) {
+  if (from > hay.size()) return std::string_view::npos;
+  if (needle.empty()) return from;
+  const size_t m = needle.size();
+  // glibc's memmem is linear (two-way), but the caller may search a long text for many
+  // close matches (split, replace, count): search growing windows, so that a call costs
+  // about the distance to the match (sanitizers check the whole range memmem is given).
+  size_t pos = from;
+  size_t window = std::max<size_t>(4 * m, 256);
+  while (hay.size() - pos >= m) {
+    const size_t len = std::min(hay.size() - pos, window);
+    const void* p = m == 1 ? std::memchr(hay.data() + pos, needle[0], len) : memmem(hay.data() + pos, len, needle.data(), m);
+    if (p != nullptr) {
+      const size_t at = static_cast<size_t>(static_cast<const char*>(p) - hay.data());
+      budget_scan(at + m - from);
+      return at;
+    }
+    if (len == hay.size() - pos) break;
+    pos += len - (m - 1);  // a match straddling the window's end starts in the next one
+    window *= 2;
+  }
+  budget_scan(hay.size() - from);
+  return std::string_view::npos;
+}
 
 Value Value::undefined(std::string hint) {
   Value v;
@@ -42,6 +146,7 @@ Value Value::number(double x) {
   return v;
 }
 Value Value::string(std::string x) {
+  budget_allocate(x.size(), "a string");
   Value v;
   v.kind = Kind::kString;
   v.s = std::move(x);
@@ -50,6 +155,15 @@ Value Value::string(std::string x) {
 Value Value::make_list(List x) {
   Value v;
   v.kind = Kind::kList;
+  uint32_t depth = 0;
+  size_t bytes = 0;
+  for (const Value& e : x) {
+    depth = std::max(depth, e.depth);
+    bytes += sizeof(Value) + e.s.size();
+  }
+  v.depth = depth + 1;
+  budget_check_depth(v.depth, "a list");
+  budget_allocate(bytes, "a list");
   v.list = std::make_shared<List>(std::move(x));
   return v;
 }
@@ -61,7 +175,18 @@ Value Value::make_tuple(List x) {
 Value Value::make_dict() {
   Value v;
   v.kind = Kind::kDict;
+  v.depth = 1;
   v.dict = std::make_shared<Dict>();
+  return v;
+}
+Value Value::make_dict(std::vector<std::pair<Value, Value>> items) {
+  Value v = make_dict();
+  uint32_t depth = 0;
+  for (const auto& kv : items) depth = std::max({depth, kv.first.depth, kv.second.depth});
+  v.depth = depth + 1;
+  v.dict->items = std::move(items);
+  budget_check_depth(v.depth, "a dict");
+  budget_allocate(value_bytes(v), "a dict");
   return v;
 }
 
@@ -80,6 +205,7 @@ const Value* Dict::find(const Value& key) const {
 }
 
 const Value* Dict::find(std::string_view key) const {
+  budget_step(1 + items.size() / 16);
   for (const auto& kv : items) {
     if (kv.first.kind == Kind::kString && kv.first.s == key) return &kv.second;
   }
@@ -120,6 +246,7 @@ bool truthy(const Value& v) {
 }
 
 bool equals(const Value& a, const Value& b) {
+  budget_step();
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::kFloat || b.kind == Kind::kFloat) {
       const double x = a.kind == Kind::kFloat ? a.f : (a.kind == Kind::kBool ? a.b : static_cast<double>(a.i));
@@ -134,9 +261,13 @@ bool equals(const Value& a, const Value& b) {
   switch (a.kind) {
     case Kind::kUndefined:
     case Kind::kNone: return true;
-    case Kind::kString: return a.s == b.s;
+    case Kind::kString:
+      if (a.s.size() != b.s.size()) return false;
+      budget_scan(a.s.size());
+      return a.s == b.s;
     case Kind::kList:
     case Kind::kTuple: {
+      if (a.list == b.list) return true;  // shared: no need to walk it
       if (a.list->size() != b.list->size()) return false;
       for (size_t k = 0; k < a.list->size(); ++k) {
         if (!equals((*a.list)[k], (*b.list)[k])) return false;
@@ -144,6 +275,7 @@ bool equals(const Value& a, const Value& b) {
       return true;
     }
     case Kind::kDict: {
+      if (a.dict == b.dict) return true;
       if (a.dict->items.size() != b.dict->items.size()) return false;
       for (const auto& kv : a.dict->items) {
         const Value* o = b.dict->find(kv.first);
@@ -235,12 +367,15 @@ bool py_printable(char32_t c) {
   return true;
 }
 
-std::string str_repr(std::string_view s) {
+// Appends repr(s). Output grows by at most 10 bytes per code point; checked as it grows.
+void str_repr_into(std::string& out, std::string_view s) {
   const bool has_single = s.find('\'') != std::string_view::npos;
   const bool has_double = s.find('"') != std::string_view::npos;
   const char q = has_single && !has_double ? '"' : '\'';
-  std::string out(1, q);
+  out += q;
+  size_t n = 0;
   for (char32_t c : utf8_decode(s)) {
+    if ((++n & 4095) == 0) budget_check_size(out.size(), "repr() of a string");
     if (c == static_cast<char32_t>(q) || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
@@ -265,67 +400,100 @@ std::string str_repr(std::string_view s) {
     }
   }
   out += q;
-  return out;
+  budget_check_size(out.size(), "repr() of a string");
+}
+
+void str_into(std::string& out, const Value& v, uint32_t level);
+
+// Appends repr(v). `level` counts the containers around v: namespaces can hold
+// themselves, so the recursion is bounded here rather than by the values' depth.
+void repr_into(std::string& out, const Value& v, uint32_t level) {
+  if (level > kMaxValueDepth) {
+    fail_limit("str() of a value nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+  }
+  budget_step();
+  switch (v.kind) {
+    case Kind::kString: str_repr_into(out, v.s); return;
+    case Kind::kUndefined: out += "Undefined"; return;
+    case Kind::kList:
+    case Kind::kTuple: {
+      const bool tuple = v.kind == Kind::kTuple;
+      out += tuple ? "(" : "[";
+      for (size_t k = 0; k < v.list->size(); ++k) {
+        if (k) out += ", ";
+        repr_into(out, (*v.list)[k], level + 1);
+        budget_check_size(out.size(), "str() of a list");
+      }
+      if (tuple && v.list->size() == 1) out += ",";
+      out += tuple ? ")" : "]";
+      return;
+    }
+    case Kind::kDict: {
+      out += "{";
+      bool first = true;
+      for (const auto& kv : v.dict->items) {
+        if (!first) out += ", ";
+        first = false;
+        repr_into(out, kv.first, level + 1);
+        out += ": ";
+        repr_into(out, kv.second, level + 1);
+        budget_check_size(out.size(), "str() of a dict");
+      }
+      out += "}";
+      return;
+    }
+    default: str_into(out, v, level);
+  }
+}
+
+// Appends str(v).
+void str_into(std::string& out, const Value& v, uint32_t level) {
+  switch (v.kind) {
+    case Kind::kUndefined: return;
+    case Kind::kNone: out += "None"; return;
+    case Kind::kBool: out += v.b ? "True" : "False"; return;
+    case Kind::kInt: out += std::to_string(v.i); return;
+    case Kind::kFloat: out += float_repr(v.f); return;
+    case Kind::kString: out += v.s; return;
+    case Kind::kCallable: out += "<function " + v.fn->name + ">"; return;
+    case Kind::kObject: {
+      if (v.obj->loop_items) {
+        out += "<LoopContext " + std::to_string(v.obj->loop_index + 1) + "/" + std::to_string(v.obj->loop_items->size()) + ">";
+        return;
+      }
+      Value d = Value::make_dict();
+      d.dict->items = v.obj->attrs.items;
+      out += "<" + v.obj->type_name + " ";
+      repr_into(out, d, level + 1);
+      out += ">";
+      return;
+    }
+    default: repr_into(out, v, level);
+  }
 }
 
 }  // namespace
 
 std::string repr(const Value& v) {
-  switch (v.kind) {
-    case Kind::kString: return str_repr(v.s);
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kList:
-    case Kind::kTuple: {
-      const bool tuple = v.kind == Kind::kTuple;
-      std::string out = tuple ? "(" : "[";
-      for (size_t k = 0; k < v.list->size(); ++k) {
-        if (k) out += ", ";
-        out += repr((*v.list)[k]);
-      }
-      if (tuple && v.list->size() == 1) out += ",";
-      out += tuple ? ")" : "]";
-      return out;
-    }
-    case Kind::kDict: {
-      std::string out = "{";
-      bool first = true;
-      for (const auto& kv : v.dict->items) {
-        if (!first) out += ", ";
-        first = false;
-        out += repr(kv.first) + ": " + repr(kv.second);
-      }
-      return out + "}";
-    }
-    default: return to_str(v);
-  }
+  std::string out;
+  repr_into(out, v, 0);
+  return out;
 }
 
 std::string to_str(const Value& v) {
-  switch (v.kind) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return v.b ? "True" : "False";
-    case Kind::kInt: return std::to_string(v.i);
-    case Kind::kFloat: return float_repr(v.f);
-    case Kind::kString: return v.s;
-    case Kind::kCallable: return "<function " + v.fn->name + ">";
-    case Kind::kObject: {
-      if (v.obj->loop_items) {
-        return "<LoopContext " + std::to_string(v.obj->loop_index + 1) + "/" + std::to_string(v.obj->loop_items->size()) + ">";
-      }
-      Value d = Value::make_dict();
-      d.dict->items = v.obj->attrs.items;
-      return "<" + v.obj->type_name + " " + repr(d) + ">";
-    }
-    default: return repr(v);
-  }
+  if (v.kind == Kind::kString) return v.s;
+  std::string out;
+  str_into(out, v, 0);
+  return out;
 }
 
 namespace {
 
 void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
   out += '"';
+  size_t n = 0;
   for (char32_t c : utf8_decode(s)) {
+    if ((++n & 4095) == 0) budget_check_size(out.size(), "tojson");
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -352,6 +520,7 @@ void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
     }
   }
   out += '"';
+  budget_check_size(out.size(), "tojson");
 }
 
 std::string json_float(double d) {
@@ -362,7 +531,12 @@ std::string json_float(double d) {
 
 void json_value(std::string& out, const Value& v, const JsonOptions& opt, int level) {
   if (level > 512) fail("ValueError: tojson: nesting too deep");
+  budget_step();
   auto newline = [&](int lvl) {
+    // The indent is the template's to choose: size the line before writing it.
+    budget_check_size(size_add(out.size(), size_mul(opt.indent->size(), static_cast<size_t>(lvl), "tojson indent") + 1,
+                               "tojson indent"),
+                      "tojson");
     out += '\n';
     for (int k = 0; k < lvl; ++k) out += *opt.indent;
   };
@@ -383,6 +557,7 @@ void json_value(std::string& out, const Value& v, const JsonOptions& opt, int le
         if (k) out += opt.item_sep;
         if (opt.indent) newline(level + 1);
         json_value(out, (*v.list)[k], opt, level + 1);
+        budget_check_size(out.size(), "tojson");
       }
       if (opt.indent) newline(level);
       out += ']';
@@ -406,8 +581,10 @@ void json_value(std::string& out, const Value& v, const JsonOptions& opt, int le
         }
       };
       if (opt.sort_keys) {
-        std::stable_sort(items.begin(), items.end(),
-                         [&](const auto* a, const auto* b) { return key_text(a->first) < key_text(b->first); });
+        std::stable_sort(items.begin(), items.end(), [&](const auto* a, const auto* b) {
+          budget_step();
+          return key_text(a->first) < key_text(b->first);
+        });
       }
       out += '{';
       bool first = true;
@@ -418,6 +595,7 @@ void json_value(std::string& out, const Value& v, const JsonOptions& opt, int le
         json_string(out, key_text(kv->first), opt.ensure_ascii);
         out += opt.key_sep;
         json_value(out, kv->second, opt, level + 1);
+        budget_check_size(out.size(), "tojson");
       }
       if (opt.indent) newline(level);
       out += '}';
@@ -436,6 +614,8 @@ std::string json_dumps(const Value& v, const JsonOptions& opt) {
 }
 
 std::u32string utf8_decode(std::string_view s) {
+  // Decoding, and the per-character work its callers do, costs more than copying.
+  budget_scan(s.size() * 4);
   std::u32string out;
   out.reserve(s.size());
   size_t k = 0;
@@ -499,6 +679,7 @@ std::string utf8_encode(std::u32string_view s) {
 }
 
 size_t utf8_length(std::string_view s) {
+  budget_scan(s.size());
   size_t n = 0;
   for (char c : s) {
     if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) ++n;
@@ -514,7 +695,14 @@ bool is_py_space(char32_t c) {
 std::string py_strip(std::string_view s, const std::u32string* chars, bool left, bool right) {
   // Fast path for ASCII-only edges is not worth it; templates strip short strings.
   const std::u32string u = utf8_decode(s);
+  // A long `chars` is searched as a sorted set, so that stripping stays linear.
+  std::u32string sorted;
+  if (chars && chars->size() > 16) {
+    sorted = *chars;
+    std::sort(sorted.begin(), sorted.end());
+  }
   auto strip_it = [&](char32_t c) {
+    if (!sorted.empty()) return std::binary_search(sorted.begin(), sorted.end(), c);
     return chars ? chars->find(c) != std::u32string::npos : is_py_space(c);
   };
   size_t b = 0, e = u.size();
@@ -575,7 +763,9 @@ bool py_is_cased(char32_t c) {
 std::string py_upper(std::string_view s) {
   std::string out;
   out.reserve(s.size());
+  size_t n = 0;
   for (char32_t c : utf8_decode(s)) {
+    if ((++n & 4095) == 0) budget_check_size(out.size(), "upper()");
     if (c == 0xdf) {
       out += "SS";
     } else if (c == 0x149) {
@@ -592,6 +782,7 @@ std::string py_lower(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t k = 0; k < u.size(); ++k) {
+    if ((k & 4095) == 4095) budget_check_size(out.size(), "lower()");
     const char32_t c = u[k];
     if (c == 0x130) {
       out += "i\xcc\x87";  // i + U+0307 COMBINING DOT ABOVE

@@ -13,7 +13,8 @@
 //   Result<std::string> prompt = t->render(in);
 //
 // The interpreter is sandboxed: templates see only the data passed in (no host attributes),
-// and loop iterations, call depth and output size are bounded (ChatTemplateLimits).
+// and a render's work, memory, nesting and output are bounded (ChatTemplateLimits), since a
+// template comes with the model file and is not trusted.
 // Thread safety: a parsed ChatTemplate is immutable; render() is safe to call concurrently.
 #pragma once
 
@@ -62,12 +63,28 @@ struct JsonValue {
 // Parses RFC 8259 JSON (UTF-8). Errors name the byte offset. Nesting is limited to 512 levels.
 [[nodiscard]] Result<JsonValue> json_parse(std::string_view text);
 
-// Bounds on one render; exceeding one fails the render with resource_exhausted.
+// Bounds on one render; exceeding one fails the render with resource_exhausted naming
+// the limit. Together they bound a render's time and memory whatever the template does.
+// parse() also refuses expressions nested more than 256 levels deep (a syntax error).
 struct ChatTemplateLimits {
   size_t max_output_bytes = 16u << 20;
   uint64_t max_loop_iterations = 1'000'000;  // summed over all loops of one render
   int max_call_depth = 64;                   // nested macro calls
   size_t max_source_bytes = 4u << 20;        // checked by parse()
+  // Any one string, list or dict the template creates, output or not. A container counts
+  // about 120 bytes per element plus the strings it holds.
+  size_t max_value_bytes = 16u << 20;
+  uint64_t max_alloc_bytes = 256u << 20;  // all values created in one render, summed
+  // Units of work: one per statement or expression evaluated, call, loop iteration and
+  // container element visited, and one per 32 bytes of string copied, searched or created
+  // (8 bytes when decoded as text). This bounds a render to about 2 s of one core
+  // whatever the template; the real templates render a 6 MB conversation (1.1M tokens)
+  // in under 40% of it and 32 MB of max_alloc_bytes.
+  uint64_t max_steps = 10'000'000;
+  // Statements, expressions and macro calls nested while evaluating, which is what the
+  // stack holds (the real templates nest under 30; 500 take under 3 MiB of stack even in
+  // a sanitizer build).
+  int max_eval_depth = 500;
 };
 
 // What transformers passes to a chat template. `documents` is always none.
