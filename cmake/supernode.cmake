@@ -5,6 +5,8 @@
 #   with that ISA's flags only; everything else targets x86-64-v3 (AVX2, FMA, F16C), the
 #   oldest CPU we run on. AVX-512 code is reached only through run-time CPUID dispatch.
 # sn_warnings(target): our warning set, errors included.
+# sn_sanitize(target): SUPERNODE_SANITIZE's sanitizers; with SUPERNODE_FUZZ also libFuzzer's
+#   coverage instrumentation (-fsanitize=fuzzer-no-link).
 # Files under <room>/src/cuda/ are left out of the room's glob: a room that has CUDA code
 #   adds them itself when SN_CUDA_ENABLED (see sn_cuda_sources). Compile options of the
 #   C/C++ helpers below apply to C and C++ sources only; CUDA sources get SN_CUDA_FLAGS.
@@ -19,6 +21,10 @@ function(sn_warnings target)
     # GCC 12 reports false -Wrestrict positives inside libstdc++'s string concatenation
     # (GCC bug 105651); nothing of ours can trigger the real warning through std::string.
     target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:C,CXX>:-Wno-restrict>")
+  elseif(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    # hal/src/cpu/*_avx512.cpp silence a GCC-only warning with `#pragma GCC diagnostic
+    # ignored "-Wmaybe-uninitialized"`, which clang reports as unknown: shown, not fatal.
+    target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:C,CXX>:-Wno-error=unknown-warning-option>")
   endif()
 endfunction()
 
@@ -26,6 +32,10 @@ function(sn_sanitize target)
   if(SUPERNODE_SANITIZE)
     target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=${SUPERNODE_SANITIZE};-fno-omit-frame-pointer;-fno-sanitize-recover=all>")
     target_link_options(${target} PRIVATE -fsanitize=${SUPERNODE_SANITIZE})
+  endif()
+  if(SUPERNODE_FUZZ)
+    # Coverage feedback for libFuzzer from every room; the fuzz targets link libFuzzer itself.
+    target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=fuzzer-no-link>")
   endif()
 endfunction()
 

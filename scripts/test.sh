@@ -3,6 +3,7 @@
 #  1. installs missing Debian packages (scripts/install-deps.sh);
 #  2. an ASan+UBSan build of the unit tests (build-asan/, without the CUDA backend: its
 #     device code is not sanitized, and the optimized build compiles it), run through ctest;
+#     then the libFuzzer targets (fuzz/, clang, build-fuzz/), 60 s each (scripts/fuzz.sh);
 #  3. the optimized build (build/), clang's thread-safety analysis over its sources, and
 #     every test (unit, model, slow: the loopback load test), run through ctest last, so
 #     its summary line closes the output; the npm packages of the JavaScript daemon tests
@@ -21,6 +22,11 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build-asan -j "$jobs" --target base_tests hal_tests engine_tests scheduler_tests storage_tests daemon_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
+
+# Every libFuzzer target (fuzz/) for 60 s under ASan+UBSan, from its seed corpus; a crash,
+# leak, timeout or OOM stops the run here with the input and how to reproduce it.
+echo "== fuzzers, 60 s each (scripts/fuzz.sh)"
+scripts/fuzz.sh 60 build-fuzz
 
 echo "== optimized build (build/), all tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
