@@ -81,7 +81,7 @@ what = {
     "hardening": "each finding of issue 11 against the real daemon: deep JSON nesting, TPM under-billing, metering of "
                  "clients that hang up, tenant model lists, auth before body, connection caps, invalid UTF-8, queue "
                  "shares, n in concurrency, stop-string bounds, default quotas, disk-tier identity, a model file "
-                 "truncated while served",
+                 "truncated while served, the state database's disk full while serving (no usage lost)",
     "kill9": "kill -9 under a 4-client load, then restart: committed usage and audit rows kept, chain verifies, "
              "disk-tier prefixes reused",
     "ratelimiter": "token buckets: debts beyond the reservation, n choices as n slots, a clock going backwards",
@@ -97,6 +97,5 @@ for g, desc in what.items():
     ran = f"{m.group(2)} tests, {m.group(3)} checks" if m else ""
     print(f"| {g} | {desc} | {faults.get(g, 'not run')} | {ran} |")
 
-print("\nNot covered yet (issue 11): a full disk under the running daemon, for the KV tier and for the")
-print("state database (the block store's full-disk handling is tested in `diskstore` through the")
-print("fault-injecting Env; the daemon-level test, with a small filesystem of its own, is to come).")
+print("\nNot covered yet (issue 11): the KV tier's disk full under the running daemon (the block store's")
+print("full-disk handling is tested in `diskstore` through the fault-injecting Env).")

@@ -394,8 +394,16 @@ class StateStore::Impl {
     c.completion += completion;
   }
 
+  // Writes buffered usage now, on the writer thread, and waits (flush_on_writer's rules).
   Status flush_usage() {
-    return write([this](sql::Db& db) { return write_usage(db); });
+    std::promise<Status> done;
+    std::future<Status> result = done.get_future();
+    {
+      MutexLock lock(mu_);
+      tasks_.push_back([this, &done](sql::Db&) { done.set_value(flush_on_writer()); });
+    }
+    cv_.notify_all();
+    return result.get();
   }
 
   // Appends an audit row inside the caller's write transaction (keyed when the store has
@@ -429,12 +437,22 @@ class StateStore::Impl {
     int64_t requests = 0, prompt = 0, completion = 0;
   };
 
-  Status write_usage(sql::Db& db) {
-    std::map<std::pair<std::string, int64_t>, Counts> batch;
-    {
-      MutexLock lock(mu_);
-      batch.swap(usage_);
+  using UsageBatch = std::map<std::pair<std::string, int64_t>, Counts>;
+
+  // Adds `batch` back to the buffer: its transaction did not commit (a full disk, say), so
+  // the next flush writes it. Nothing accepted is lost.
+  void restore_usage(const UsageBatch& batch) {
+    MutexLock lock(mu_);
+    for (const auto& [k, c] : batch) {
+      Counts& into = usage_[k];
+      into.requests += c.requests;
+      into.prompt += c.prompt;
+      into.completion += c.completion;
     }
+  }
+
+  // The batch's rows, inside the caller's transaction.
+  static Status write_usage(sql::Db& db, const UsageBatch& batch) {
     if (batch.empty()) return Status::ok();
     Result<sql::Stmt> st = db.prepare(
         "INSERT INTO usage(key_id, minute, requests, prompt_tokens, completion_tokens) VALUES(?,?,?,?,?) "
@@ -443,25 +461,9 @@ class StateStore::Impl {
         "completion_tokens = completion_tokens + excluded.completion_tokens");
     if (!st.ok()) return st.status();
     for (const auto& [k, c] : batch) {
-      Status s = st->bind(1, k.first).bind(2, k.second).bind(3, c.requests).bind(4, c.prompt).bind(5, c.completion).run();
-      if (!s.is_ok()) {
-        // Put the unwritten counts back for the next flush (the transaction rolls back).
-        MutexLock lock(mu_);
-        for (const auto& [k2, c2] : batch) {
-          Counts& into = usage_[k2];
-          into.requests += c2.requests;
-          into.prompt += c2.prompt;
-          into.completion += c2.completion;
-        }
-        return s;
-      }
+      SN_RETURN_IF_ERROR(
+          st->bind(1, k.first).bind(2, k.second).bind(3, c.requests).bind(4, c.prompt).bind(5, c.completion).run());
       st->reset();
-    }
-    for (const auto& [k, c] : batch) {
-      Counts& sum = key_use_[k.first];
-      sum.requests += c.requests;
-      sum.prompt += c.prompt;
-      sum.completion += c.completion;
     }
     return Status::ok();
   }
@@ -489,13 +491,13 @@ class StateStore::Impl {
           }
         }
         if (closing) {
-          flush_on_writer(/*closing=*/true);  // the last counts (and key-use summary) before closing
+          (void)flush_on_writer(/*closing=*/true);  // the last counts (and key-use summary) before closing
           return;
         }
       }
       if (task) task(write_);
       if (flush || Clock::now() >= next_flush) {
-        flush_on_writer();
+        (void)flush_on_writer();
         next_flush = Clock::now() + std::chrono::milliseconds(options_.usage_flush_interval_ms);
       }
     }
@@ -503,28 +505,52 @@ class StateStore::Impl {
 
   // The audit log's key-use summary: one row per key used since the last summary, in the
   // caller's transaction. Writer thread only.
-  Status write_key_use(sql::Db& db) {
-    for (const auto& [key_id, c] : key_use_) {
+  Status write_key_use(sql::Db& db, const std::map<std::string, Counts>& key_use) const {
+    for (const auto& [key_id, c] : key_use) {
       SN_RETURN_IF_ERROR(append_audit(db, "supernoded", "key.use",
                                       "key " + key_id + ": " + std::to_string(c.requests) + " requests, " +
                                           std::to_string(c.prompt) + " prompt tokens, " + std::to_string(c.completion) +
                                           " completion tokens"));
     }
-    key_use_.clear();
     return Status::ok();
   }
 
-  void flush_on_writer(bool closing = false) {
-    if (!write_.exec("BEGIN IMMEDIATE").is_ok()) return;
+  // One flush: the buffered usage (and, when due, the key-use summary) in one transaction.
+  // When it does not commit (a full disk, an I/O error) every count goes back to the buffer
+  // and the summary keeps accumulating: a later flush writes them; nothing is lost.
+  Status flush_on_writer(bool closing = false) {
+    UsageBatch batch;
+    {
+      MutexLock lock(mu_);
+      batch.swap(usage_);
+    }
+    std::map<std::string, Counts> key_use = key_use_;
+    for (const auto& [k, c] : batch) {
+      Counts& sum = key_use[k.first];
+      sum.requests += c.requests;
+      sum.prompt += c.prompt;
+      sum.completion += c.completion;
+    }
     const auto now = std::chrono::steady_clock::now();
     const bool summary = options_.key_use_audit_interval_ms > 0 &&
                          (closing || now - last_key_use_ >= std::chrono::milliseconds(options_.key_use_audit_interval_ms));
-    if (write_usage(write_).is_ok() && (!summary || write_key_use(write_).is_ok())) {
-      if (summary) last_key_use_ = now;
-      if (!write_.exec("COMMIT").is_ok()) (void)write_.exec("ROLLBACK");
-    } else {
+    if (batch.empty() && !summary) return Status::ok();
+    Status s = write_.exec("BEGIN IMMEDIATE");
+    if (s.is_ok()) s = write_usage(write_, batch);
+    if (s.is_ok() && summary) s = write_key_use(write_, key_use);
+    if (s.is_ok()) s = write_.exec("COMMIT");
+    if (!s.is_ok()) {
       (void)write_.exec("ROLLBACK");
+      restore_usage(batch);
+      return s;
     }
+    if (summary) {
+      last_key_use_ = now;
+      key_use_.clear();
+    } else {
+      key_use_ = std::move(key_use);
+    }
+    return Status::ok();
   }
 
   // The authorization cache (authorize()): by key id, the key's salt and hash and what it

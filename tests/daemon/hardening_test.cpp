@@ -366,3 +366,66 @@ TEST(Hardening, AModelFileTruncatedWhileServingDoesNotStopTheDaemon) {
   CHECK_TRUE(has(run_out(cli + "models import " + copy + " --id again 2>&1; echo rc=$?"), "rc=1"));
   LONGS_EQUAL(200, http(d.port(), "POST", "/v1/completions", body, d.key()).status);
 }
+
+namespace {
+
+// A small tmpfs of the test's own (root only: others skip), unmounted by the destructor.
+struct SmallDisk {
+  std::string path;
+  bool mounted = false;
+  SmallDisk(const std::string& at, const std::string& size) : path(at) {
+    std::filesystem::create_directories(path);
+    mounted = std::system(("mount -t tmpfs -o size=" + size + " tmpfs " + path + " 2>/dev/null").c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (mounted) (void)std::system(("umount -l " + path).c_str());
+  }
+  // Fills what is left with one file; false when nothing could be written.
+  bool fill(const std::string& name) const {
+    FILE* f = std::fopen((path + "/" + name).c_str(), "w");
+    if (f == nullptr) return false;
+    std::string chunk(64 << 10, 'x');
+    size_t written = 0;
+    while (std::fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size()) written += chunk.size();
+    std::fclose(f);
+    return written > 0;
+  }
+};
+
+}  // namespace
+
+// Fault: the disk under the state database fills while the daemon serves: requests go on
+// (usage is buffered), flushes fail and give their counts back, and once space returns every
+// token is written; the audit chain still verifies.
+TEST(Hardening, AFullDiskUnderTheStateDatabaseLosesNoUsage) {
+  SmallDisk disk(dir->file("small"), "8m");
+  if (!disk.mounted) {
+    sn::testing::skip("mounting a tmpfs needs root: the full-disk test did not run");
+    return;
+  }
+  const std::string state = disk.path + "/state";
+  {
+    Daemon d(model, state);
+    CHECK_TRUE(d.port() != 0);
+    check_serving(d, d.key());  // 1 request, 2 tokens, written now
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK_TRUE(disk.fill("junk"));
+    const std::string body = R"({"model":"tiny","prompt":"hello there","max_tokens":8,"ignore_eos":true})";
+    for (int i = 0; i < 5; ++i) LONGS_EQUAL(200, http(d.port(), "POST", "/v1/completions", body, d.key()).status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // flushes meet the full disk
+    check_serving(d, d.key());
+    std::filesystem::remove(disk.path + "/junk");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // space is back: written
+  }
+  sn::Result<std::unique_ptr<sn::storage::StateStore>> st = sn::storage::StateStore::open(state + "/state.db");
+  CHECK_TRUE_TEXT(st.ok(), st.status().to_string().c_str());
+  int64_t requests = 0, completion = 0;
+  sn::Result<std::vector<sn::storage::UsageRow>> rows = (*st)->usage(0);
+  CHECK_TRUE(rows.ok());
+  for (const sn::storage::UsageRow& u : *rows) {
+    requests += u.requests;
+    completion += u.completion_tokens;
+  }
+  LONGS_EQUAL(7, requests);
+  LONGS_EQUAL(2 + 5 * 8 + 2, completion);
+}
