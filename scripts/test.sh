@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc)
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/supernode-ccache}"
+# Cache hits across checkouts (CI's clone, a developer's tree): paths under the tree are
+# hashed relative to it, and -g objects are not keyed on the build directory.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 
 echo "== ASan+UBSan unit tests (build-asan/)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
