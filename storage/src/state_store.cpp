@@ -840,36 +840,10 @@ Status StateStore::revoke_key(std::string_view key_id, std::string_view actor) {
 }
 
 Result<std::optional<ApiKeyRecord>> StateStore::authenticate(std::string_view key) const {
-  const size_t secret_len = (kSecretBytes * 8 + 5) / 6;
-  if (key.size() != kKeyPrefix.size() + kKeyIdLen + 1 + secret_len || key.substr(0, kKeyPrefix.size()) != kKeyPrefix ||
-      key[kKeyPrefix.size() + kKeyIdLen] != '-') {
-    return std::optional<ApiKeyRecord>();
-  }
-  const std::string_view key_id = key.substr(kKeyPrefix.size(), kKeyIdLen);
-  const std::string_view secret = key.substr(kKeyPrefix.size() + kKeyIdLen + 1);
-  return impl_->read([&](sql::Db& db) -> Result<std::optional<ApiKeyRecord>> {
-    Result<sql::Stmt> st = db.prepare(
-        "SELECT k.salt, k.hash, t.name, k.rpm, k.tpm, k.concurrency, k.models, k.label, k.created_us, k.revoked_us "
-        "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id = ?");
-    if (!st.ok()) return st.status();
-    st->bind(1, key_id);
-    Result<bool> row = st->step();
-    if (!row.ok()) return row.status();
-    if (!*row) return std::optional<ApiKeyRecord>();
-    const Hash h = sha256(st->blob(0) + std::string(secret));
-    const std::string stored = st->blob(1);
-    if (stored.size() != h.size() || CRYPTO_memcmp(stored.data(), h.data(), h.size()) != 0) {
-      return std::optional<ApiKeyRecord>();
-    }
-    if (!st->is_null(9)) return std::optional<ApiKeyRecord>();  // revoked
-    ApiKeyRecord k;
-    k.key_id = std::string(key_id);
-    k.tenant = st->text(2);
-    k.limits = limits_from(*st, 3);
-    k.label = st->text(7);
-    k.created_us = st->i64(8);
-    return std::optional<ApiKeyRecord>(std::move(k));
-  });
+  Result<std::optional<Principal>> p = authorize(key);
+  if (!p.ok()) return p.status();
+  if (!*p) return std::optional<ApiKeyRecord>();
+  return std::optional<ApiKeyRecord>(std::move((*p)->key));
 }
 
 Result<std::optional<Principal>> StateStore::authorize(std::string_view key) const {

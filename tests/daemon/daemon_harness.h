@@ -182,6 +182,18 @@ class Daemon {
   std::string key_;
 };
 
+// A tiny generated model at `dir`/tiny.gguf with a ChatML-style template, so that
+// /v1/chat/completions works on it; returns its path.
+inline std::string make_chat_model(const sn::testing::TempDir& dir) {
+  const std::string model = dir.file("tiny.gguf");
+  sn::testing::write_file(dir.file("chat.jinja"),
+                          "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
+  run_out(sn::testing::bin_dir() + "/supernode gen-model -o " + model + " --chat-template " + dir.file("chat.jinja") +
+          " 2>/dev/null");
+  return model;
+}
+
 inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace sn::testing::daemon

@@ -50,13 +50,7 @@ TEST_GROUP(Daemon) {
   std::string model;
   void setup() override {
     dir = std::make_unique<sn::testing::TempDir>();
-    model = dir->file("tiny.gguf");
-    // A ChatML-style template, so /v1/chat/completions works on the generated model.
-    sn::testing::write_file(dir->file("chat.jinja"),
-                            "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-                            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
-    run_out(sn::testing::bin_dir() + "/supernode gen-model -o " + model + " --chat-template " + dir->file("chat.jinja") +
-            " 2>/dev/null");
+    model = make_chat_model(*dir);  // ChatML-style template: chat works
     d = std::make_unique<Daemon>(model, dir->file("state"));
   }
   void teardown() override {
