@@ -9,7 +9,10 @@ pkgs=(build-essential cmake ninja-build pkg-config ccache python3
       systemd   # systemd: systemd-socket-activate for the daemon's socket-activation test
       openssl   # the TLS policy test (openssl s_client)
       clang libclang-rt-14-dev  # the thread-safety analysis and the libFuzzer targets
-      wrk)      # the load test (tests/load)
+      wrk       # the load test (tests/load)
+      libargon2-dev   # admin users' password hashes (Argon2id)
+      zlib1g-dev libjs-chart.js   # the web UI's assets: gzip at build time, Chart.js embedded
+      chromium) # the web UI's browser tests (playwright-core drives it headless)
 # Node.js and npm for the JavaScript daemon tests (tests/daemon/js): Debian's packages, only
 # when no `node` is on PATH at all, so a NodeSource or nvm install is left alone.
 if ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs npm); fi

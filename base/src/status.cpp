@@ -21,6 +21,8 @@ const char* Status::code_name(Code code) {
     case Code::kIoError: return "I/O error";
     case Code::kResourceExhausted: return "resource exhausted";
     case Code::kInternal: return "internal error";
+    case Code::kPermissionDenied: return "permission denied";
+    case Code::kFailedPrecondition: return "failed precondition";
   }
   return "unknown";
 }

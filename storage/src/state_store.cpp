@@ -1,7 +1,9 @@
 // The state store (state_store.h): SQLite with one writer thread. Every write is a task run
 // by that thread inside BEGIN IMMEDIATE ... COMMIT, so a write and its audit row commit
 // together or not at all; reads use a second connection under a mutex (WAL lets them run
-// beside the writer). Usage counts wait in a map until the writer's next flush.
+// beside the writer). Usage counts wait in a map until the writer's next flush. Password
+// hashes (Argon2id, password_hash.h) are computed on the caller's thread before its write
+// is queued, so a slow hash never holds up the writer.
 #include "supernode/storage/state_store.h"
 
 #include <openssl/crypto.h>
@@ -9,6 +11,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <condition_variable>
@@ -17,13 +20,16 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <semaphore>
 #include <span>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include "password_hash.h"
 #include "sqlite_db.h"
 #include "supernode/base/mutex.h"
 
@@ -201,6 +207,16 @@ CREATE TABLE moderation_terms(term TEXT PRIMARY KEY, scope TEXT NOT NULL, added_
     R"sql(
 ALTER TABLE audit ADD COLUMN mac INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // Admin users of the web UI with Argon2id hashes (encoded strings). Replaces migration
+    // 1's admin_users, which nothing ever wrote.
+    R"sql(
+DROP TABLE admin_users;
+CREATE TABLE users(
+  username TEXT PRIMARY KEY COLLATE NOCASE,
+  password_hash TEXT NOT NULL,
+  role TEXT NOT NULL CHECK(role IN ('admin', 'auditor')),
+  created_us INTEGER NOT NULL, last_login_us INTEGER, password_changed_us INTEGER NOT NULL);
+)sql",
 };
 constexpr int64_t kSchemaVersion = static_cast<int64_t>(std::size(kMigrations));
 
@@ -355,6 +371,27 @@ class StateStore::Impl {
     return s;
   }
   const std::string& audit_key() const { return options_.audit_key; }
+
+  // A password hash under the store's cost, taking a hash slot.
+  Result<std::string> hash_password(std::string_view password) {
+    HashSlot slot(*this);
+    return password_hash(password, hash_cost());
+  }
+
+  // Verifies `password` against `encoded`, or against a dummy hash of the store's cost when
+  // `encoded` is nullopt (an unknown user), taking a hash slot; false for the dummy.
+  Result<bool> verify_password(const std::optional<std::string>& encoded, std::string_view password) {
+    std::string dummy;
+    if (!encoded) {
+      Result<std::string> d = dummy_hash();
+      if (!d.ok()) return d.status();
+      dummy = std::move(*d);
+    }
+    HashSlot slot(*this);
+    Result<bool> match = password_verify(encoded ? *encoded : dummy, password);
+    if (match.ok() && !encoded) return false;
+    return match;
+  }
 
   // Runs `f` on the writer thread inside one transaction; waits for it.
   Status write(std::function<Status(sql::Db&)> f) {
@@ -571,6 +608,38 @@ class StateStore::Impl {
     auth_cache_.clear();
   }
 
+  // At most kHashSlots Argon2 computations at once (each takes the cost's memory, 64 MiB
+  // by default): a flood of logins waits here instead of exhausting memory.
+  static constexpr std::ptrdiff_t kHashSlots = 4;
+  std::counting_semaphore<kHashSlots> hash_slots_{kHashSlots};
+  struct HashSlot {
+    explicit HashSlot(Impl& impl) : impl(impl) { impl.hash_slots_.acquire(); }
+    ~HashSlot() { impl.hash_slots_.release(); }
+    HashSlot(const HashSlot&) = delete;
+    HashSlot& operator=(const HashSlot&) = delete;
+    Impl& impl;
+  };
+
+  PasswordHashCost hash_cost() const {
+    return {static_cast<uint32_t>(options_.argon2_memory_kib), static_cast<uint32_t>(options_.argon2_iterations)};
+  }
+
+  // The hash verified for unknown users: a random password's, under the store's cost, made
+  // at the first need (not at open, which then stays fast).
+  Result<std::string> dummy_hash() {
+    MutexLock lock(dummy_mu_);
+    if (dummy_hash_.empty()) {
+      Result<std::string> pw = random_bytes(32);
+      if (!pw.ok()) return pw.status();
+      Result<std::string> h = hash_password(hex(bytes_of(*pw)));
+      if (!h.ok()) return h.status();
+      dummy_hash_ = std::move(*h);
+    }
+    return dummy_hash_;
+  }
+  Mutex dummy_mu_;
+  std::string dummy_hash_ SN_GUARDED_BY(dummy_mu_);
+
   std::string path_;
   StateStoreOptions options_;
   int64_t version_ = 0;
@@ -697,6 +766,9 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
   }
   if (!options.audit_key.empty() && options.audit_key.size() < 16) {
     return Status::invalid_argument("state store", "the audit key must be at least 16 bytes");
+  }
+  if (options.argon2_memory_kib < 8 || options.argon2_memory_kib > 4 * 1024 * 1024 || options.argon2_iterations < 1) {
+    return Status::invalid_argument("state store", "the Argon2 cost must be 8 KiB to 4 GiB of memory and at least 1 pass");
   }
   auto impl = std::make_unique<Impl>(path, options);
   SN_RETURN_IF_ERROR(impl->open());
@@ -909,13 +981,18 @@ void StateStore::record_usage(std::string_view key_id, int64_t minute, int64_t p
 Status StateStore::flush_usage() { return impl_->flush_usage(); }
 
 Result<std::vector<UsageRow>> StateStore::usage(int64_t since_minute, std::string_view tenant) const {
+  return usage(UsageQuery{.tenant = std::string(tenant), .from_minute = since_minute});
+}
+
+Result<std::vector<UsageRow>> StateStore::usage(const UsageQuery& q) const {
   return impl_->read([&](sql::Db& db) -> Result<std::vector<UsageRow>> {
     Result<sql::Stmt> st = db.prepare(
         "SELECT u.key_id, t.name, u.minute, u.requests, u.prompt_tokens, u.completion_tokens FROM usage u "
         "JOIN api_keys k ON k.key_id = u.key_id JOIN tenants t ON t.id = k.tenant_id "
-        "WHERE u.minute >= ? AND (? = '' OR t.name = ?) ORDER BY u.minute, u.key_id");
+        "WHERE u.minute >= ?1 AND u.minute < ?2 AND (?3 = '' OR t.name = ?3) AND (?4 = '' OR u.key_id = ?4) "
+        "ORDER BY u.minute, u.key_id");
     if (!st.ok()) return st.status();
-    st->bind(1, since_minute).bind(2, tenant).bind(3, tenant);
+    st->bind(1, q.from_minute).bind(2, q.to_minute).bind(3, q.tenant).bind(4, q.key_id);
     std::vector<UsageRow> out;
     for (;;) {
       Result<bool> row = st->step();
@@ -937,6 +1014,44 @@ Result<std::vector<AuditRecord>> StateStore::audit_log(int64_t after_seq, int64_
         db.prepare("SELECT seq, time_us, actor, action, detail, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
     if (!st.ok()) return st.status();
     st->bind(1, after_seq).bind(2, limit);
+    std::vector<AuditRecord> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      const std::string h = st->blob(5);
+      out.push_back({st->i64(0), st->i64(1), st->text(2), st->text(3), st->text(4), hex(bytes_of(h))});
+    }
+    return out;
+  });
+}
+
+Result<std::vector<AuditRecord>> StateStore::audit_query(const AuditQuery& q) const {
+  if (q.limit < 1) return Status::invalid_argument("audit query", "limit must be at least 1");
+  std::string sql = "SELECT seq, time_us, actor, action, detail, hash FROM audit WHERE seq < ? AND time_us >= ? AND time_us < ?";
+  std::vector<std::string> texts;  // the text parameters after the three above, in order
+  auto add_filter = [&](std::string_view column, std::string_view filter) {
+    if (filter.empty() || filter == "*") return;
+    if (filter.back() == '*') {
+      filter.remove_suffix(1);
+      // substr() rather than LIKE, whose '%', '_' and case folding would widen the match.
+      sql += " AND substr(" + std::string(column) + ", 1, length(?)) = ?";
+      texts.emplace_back(filter);
+    } else {
+      sql += " AND " + std::string(column) + " = ?";
+    }
+    texts.emplace_back(filter);
+  };
+  add_filter("actor", q.actor);
+  add_filter("action", q.action);
+  sql += " ORDER BY seq DESC LIMIT ?";
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<AuditRecord>> {
+    Result<sql::Stmt> st = db.prepare(sql);
+    if (!st.ok()) return st.status();
+    st->bind(1, q.before_seq > 0 ? q.before_seq : std::numeric_limits<int64_t>::max()).bind(2, q.from_us).bind(3, q.to_us);
+    int i = 4;
+    for (const std::string& t : texts) st->bind(i++, t);
+    st->bind(i, std::min(q.limit, kAuditQueryMaxLimit));
     std::vector<AuditRecord> out;
     for (;;) {
       Result<bool> row = st->step();
@@ -1065,6 +1180,223 @@ Result<std::vector<ModerationTerm>> StateStore::list_moderation_terms() const {
       out.push_back({st->text(0), st->text(1), st->i64(2)});
     }
     return out;
+  });
+}
+
+namespace {
+
+constexpr size_t kPasswordMinBytes = 8;
+constexpr size_t kPasswordMaxBytes = 1024;
+
+Status check_username(std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return Status::invalid_argument("username", "must be 1 to 64 characters, is " + std::to_string(name.size()));
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                    c == '@' || c == '-';
+    if (!ok) {
+      return Status::invalid_argument("username '" + std::string(name) + "'",
+                                      "may hold only letters, digits, '.', '_', '@', '-'");
+    }
+  }
+  return Status::ok();
+}
+
+Status check_role(std::string_view role) {
+  if (role == "admin" || role == "auditor") return Status::ok();
+  return Status::invalid_argument("role '" + std::string(role) + "'", "must be admin or auditor");
+}
+
+bool password_size_ok(std::string_view password) {
+  return password.size() >= kPasswordMinBytes && password.size() <= kPasswordMaxBytes;
+}
+
+Status check_password_rule(std::string_view password) {
+  if (password_size_ok(password)) return Status::ok();
+  return Status::invalid_argument("password", "must be " + std::to_string(kPasswordMinBytes) + " to " +
+                                                  std::to_string(kPasswordMaxBytes) + " bytes, is " +
+                                                  std::to_string(password.size()));
+}
+
+constexpr const char* kUserColumns = "username, role, created_us, last_login_us, password_changed_us, password_hash";
+
+// A row of SELECT kUserColumns FROM users.
+UserRecord user_from(const sql::Stmt& st) {
+  UserRecord u;
+  u.username = st.text(0);
+  u.role = st.text(1);
+  u.created_us = st.i64(2);
+  if (!st.is_null(3)) u.last_login_us = st.i64(3);
+  u.password_changed_us = st.i64(4);
+  return u;
+}
+
+struct UserRow {
+  UserRecord record;
+  std::string password_hash;
+};
+
+Result<std::optional<UserRow>> user_by_name(sql::Db& db, std::string_view name) {
+  Result<sql::Stmt> st = db.prepare(std::string("SELECT ") + kUserColumns + " FROM users WHERE username = ?");
+  if (!st.ok()) return st.status();
+  st->bind(1, name);
+  Result<bool> row = st->step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<UserRow>();
+  return std::optional<UserRow>(UserRow{user_from(*st), st->text(5)});
+}
+
+Result<int64_t> count_where(sql::Db& db, const char* sql) {
+  Result<sql::Stmt> st = db.prepare(sql);
+  if (!st.ok()) return st.status();
+  Result<bool> row = st->step();
+  if (!row.ok()) return row.status();
+  return *row ? st->i64(0) : 0;
+}
+
+// Inside a write: refuses a change that takes the admin role from `user` when no other
+// admin would be left.
+Status keep_an_admin(sql::Db& db, const UserRecord& user, std::string_view change) {
+  if (user.role != "admin") return Status::ok();
+  Result<int64_t> admins = count_where(db, "SELECT COUNT(*) FROM users WHERE role = 'admin'");
+  if (!admins.ok()) return admins.status();
+  if (*admins > 1) return Status::ok();
+  return Status::failed_precondition("user " + user.username, "the last admin cannot be " + std::string(change) +
+                                                                "; make another user admin first");
+}
+
+std::string describe(const UserRecord& u) { return u.username + " (" + u.role + ")"; }
+
+}  // namespace
+
+Result<UserRecord> StateStore::create_user(std::string_view username, std::string_view password, std::string_view role,
+                                           std::string_view actor) {
+  SN_RETURN_IF_ERROR(check_username(username));
+  SN_RETURN_IF_ERROR(check_role(role));
+  SN_RETURN_IF_ERROR(check_password_rule(password));
+  Result<std::string> hash = impl_->hash_password(password);
+  if (!hash.ok()) return hash.status();
+  UserRecord u;
+  u.username = std::string(username);
+  u.role = std::string(role);
+  u.created_us = now_us();
+  u.password_changed_us = u.created_us;
+  SN_RETURN_IF_ERROR(impl_->write([&](sql::Db& db) -> Status {
+    Result<std::optional<UserRow>> existing = user_by_name(db, username);
+    if (!existing.ok()) return existing.status();
+    if (*existing) return Status::failed_precondition("user " + u.username, "already exists (names ignore case)");
+    if (role != "admin") {
+      Result<int64_t> users = count_where(db, "SELECT COUNT(*) FROM users");
+      if (!users.ok()) return users.status();
+      if (*users == 0) return Status::failed_precondition("user " + u.username, "the first user must be an admin");
+    }
+    Result<sql::Stmt> st = db.prepare(
+        "INSERT INTO users(username, password_hash, role, created_us, last_login_us, password_changed_us) "
+        "VALUES(?, ?, ?, ?, NULL, ?)");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, u.username).bind(2, *hash).bind(3, u.role).bind(4, u.created_us).bind(5, u.created_us).run());
+    return impl_->append_audit(db, actor, "user.create", describe(u));
+  }));
+  return u;
+}
+
+Result<std::vector<UserRecord>> StateStore::list_users() const {
+  return impl_->read([&](sql::Db& db) -> Result<std::vector<UserRecord>> {
+    Result<sql::Stmt> st = db.prepare(std::string("SELECT ") + kUserColumns + " FROM users ORDER BY username");
+    if (!st.ok()) return st.status();
+    std::vector<UserRecord> out;
+    for (;;) {
+      Result<bool> row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back(user_from(*st));
+    }
+    return out;
+  });
+}
+
+Result<std::optional<UserRecord>> StateStore::find_user(std::string_view username) const {
+  return impl_->read([&](sql::Db& db) -> Result<std::optional<UserRecord>> {
+    Result<std::optional<UserRow>> u = user_by_name(db, username);
+    if (!u.ok()) return u.status();
+    if (!*u) return std::optional<UserRecord>();
+    return std::optional<UserRecord>(std::move((*u)->record));
+  });
+}
+
+Result<int64_t> StateStore::count_users() const {
+  return impl_->read([&](sql::Db& db) { return count_where(db, "SELECT COUNT(*) FROM users"); });
+}
+
+Result<std::optional<UserRecord>> StateStore::check_password(std::string_view username, std::string_view password) {
+  // A password outside the rule was never set: no match, whoever the user (so no time
+  // difference by user either).
+  if (!password_size_ok(password)) return std::optional<UserRecord>();
+  Result<std::optional<UserRow>> user = impl_->read([&](sql::Db& db) { return user_by_name(db, username); });
+  if (!user.ok()) return user.status();
+  const std::optional<std::string> encoded =
+      *user ? std::optional<std::string>((*user)->password_hash) : std::optional<std::string>();
+  Result<bool> match = impl_->verify_password(encoded, password);
+  if (!match.ok()) return match.status().with_context("user " + std::string(username));
+  if (!*match) return std::optional<UserRecord>();
+  UserRecord u = std::move((*user)->record);
+  const int64_t now = now_us();
+  bool still_current = false;
+  SN_RETURN_IF_ERROR(impl_->write([&](sql::Db& db) -> Status {
+    // Only while the hash is the one just verified: a password changed meanwhile wins.
+    Result<sql::Stmt> st = db.prepare("UPDATE users SET last_login_us = ? WHERE username = ? AND password_hash = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, now).bind(2, u.username).bind(3, *encoded).run());
+    still_current = sqlite3_changes(db.raw()) > 0;
+    return Status::ok();
+  }));
+  if (!still_current) return std::optional<UserRecord>();
+  u.last_login_us = now;
+  return std::optional<UserRecord>(std::move(u));
+}
+
+Status StateStore::set_user_password(std::string_view username, std::string_view password, std::string_view actor) {
+  SN_RETURN_IF_ERROR(check_password_rule(password));
+  Result<std::string> hash = impl_->hash_password(password);
+  if (!hash.ok()) return hash.status();
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<std::optional<UserRow>> u = user_by_name(db, username);
+    if (!u.ok()) return u.status();
+    if (!*u) return Status::not_found("user " + std::string(username), "no such user");
+    Result<sql::Stmt> st = db.prepare("UPDATE users SET password_hash = ?, password_changed_us = ? WHERE username = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, *hash).bind(2, now_us()).bind(3, (*u)->record.username).run());
+    return impl_->append_audit(db, actor, "user.password", describe((*u)->record));
+  });
+}
+
+Status StateStore::set_user_role(std::string_view username, std::string_view role, std::string_view actor) {
+  SN_RETURN_IF_ERROR(check_role(role));
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<std::optional<UserRow>> u = user_by_name(db, username);
+    if (!u.ok()) return u.status();
+    if (!*u) return Status::not_found("user " + std::string(username), "no such user");
+    const UserRecord& old = (*u)->record;
+    if (old.role == role) return Status::ok();
+    SN_RETURN_IF_ERROR(keep_an_admin(db, old, "demoted"));
+    Result<sql::Stmt> st = db.prepare("UPDATE users SET role = ? WHERE username = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, role).bind(2, old.username).run());
+    return impl_->append_audit(db, actor, "user.role", old.username + ": " + old.role + " -> " + std::string(role));
+  });
+}
+
+Status StateStore::delete_user(std::string_view username, std::string_view actor) {
+  return impl_->write([&](sql::Db& db) -> Status {
+    Result<std::optional<UserRow>> u = user_by_name(db, username);
+    if (!u.ok()) return u.status();
+    if (!*u) return Status::not_found("user " + std::string(username), "no such user");
+    SN_RETURN_IF_ERROR(keep_an_admin(db, (*u)->record, "deleted"));
+    Result<sql::Stmt> st = db.prepare("DELETE FROM users WHERE username = ?");
+    if (!st.ok()) return st.status();
+    SN_RETURN_IF_ERROR(st->bind(1, (*u)->record.username).run());
+    return impl_->append_audit(db, actor, "user.delete", describe((*u)->record));
   });
 }
 

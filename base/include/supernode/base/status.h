@@ -30,6 +30,8 @@ class [[nodiscard]] Status {
     kIoError,
     kResourceExhausted,
     kInternal,
+    kPermissionDenied,     // the caller may not do this (a wrong setup token, a role)
+    kFailedPrecondition,   // not in this state (set up already, the last admin, loaded)
   };
 
   Status() = default;
@@ -55,6 +57,12 @@ class [[nodiscard]] Status {
   }
   static Status internal(std::string_view context, std::string_view detail = {}) {
     return Status(Code::kInternal, context, detail);
+  }
+  static Status permission_denied(std::string_view context, std::string_view detail = {}) {
+    return Status(Code::kPermissionDenied, context, detail);
+  }
+  static Status failed_precondition(std::string_view context, std::string_view detail = {}) {
+    return Status(Code::kFailedPrecondition, context, detail);
   }
 
   [[nodiscard]] bool is_ok() const { return code_ == Code::kOk; }

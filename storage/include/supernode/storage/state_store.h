@@ -27,10 +27,19 @@
 // the hash is an HMAC under it: rows before the key stay plain, every row after is keyed,
 // and the chain must end keyed.
 //
+// Admin users of the web UI: a name, a role ("admin" may change anything, "auditor" only
+// reads) and an Argon2id hash of the password (libargon2's encoded string, salt and cost
+// inside it). A store without users needs first-run setup (count_users() == 0). The store
+// keeps at least one admin once there is one, and never logs or audits a password.
+//
+//   Result<UserRecord> u = (*st)->create_user("alice", password, "admin", "setup");
+//   Result<std::optional<UserRecord>> who = (*st)->check_password("alice", password);
+//
 // Thread safety: every public method may be called from any thread.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +106,29 @@ struct AuditRecord {
   std::string hash;    // hex SHA-256 of the chain up to this row
 };
 
+// Filters of usage(const UsageQuery&): rows with from_minute <= minute < to_minute (a
+// half-open window), of `tenant` and of `key_id` (each: all when empty).
+struct UsageQuery {
+  std::string tenant;
+  std::string key_id;
+  int64_t from_minute = 0;
+  int64_t to_minute = std::numeric_limits<int64_t>::max();  // exclusive
+};
+
+// Filters of audit_query(): rows with from_us <= time_us < to_us and seq < before_seq (0:
+// from the newest row), newest first, at most `limit` of them. `actor` and `action` match
+// exactly, or, ending in '*', as a prefix ("user.*" matches "user.create"; "*" matches
+// all); empty matches all. The next page of a listing sets before_seq to the last row's seq.
+struct AuditQuery {
+  int64_t from_us = 0;
+  int64_t to_us = std::numeric_limits<int64_t>::max();  // exclusive
+  std::string actor;
+  std::string action;
+  int64_t limit = 1000;    // 1 to kAuditQueryMaxLimit; more is capped
+  int64_t before_seq = 0;  // 0: the newest rows; else only rows with seq < before_seq
+};
+inline constexpr int64_t kAuditQueryMaxLimit = 10000;
+
 struct AuditVerification {
   bool ok = true;
   int64_t rows = 0;
@@ -122,6 +154,15 @@ struct ModerationTerm {
   int64_t added_us = 0;
 };
 
+// An admin user of the web UI (the password hash stays inside the store).
+struct UserRecord {
+  std::string username;  // 1-64 of [A-Za-z0-9._@-]; unique ignoring ASCII case
+  std::string role;      // "admin" or "auditor"
+  int64_t created_us = 0;
+  std::optional<int64_t> last_login_us;  // the last check_password() that matched
+  int64_t password_changed_us = 0;       // creation or the last set_user_password()
+};
+
 struct StateStoreOptions {
   int64_t usage_flush_interval_ms = 1000;
   // Every this often the audit log gets one "key.use" row per key used since the last one
@@ -132,6 +173,10 @@ struct StateStoreOptions {
   // service's credentials directory) cannot recompute the chain after an edit. Empty: plain
   // SHA-256 (anyone able to write the file can recompute it).
   std::string audit_key;
+  // The Argon2id cost of new password hashes (memory in KiB, at least 8; passes, at least 1).
+  // Existing hashes keep the cost they were made with. Tests use a small cost.
+  int argon2_memory_kib = 65536;
+  int argon2_iterations = 3;
 };
 
 class StateStore {
@@ -186,11 +231,46 @@ class StateStore {
   [[nodiscard]] Status flush_usage();
   // Rows with minute >= since_minute, for `tenant` (all when empty), oldest first.
   [[nodiscard]] Result<std::vector<UsageRow>> usage(int64_t since_minute, std::string_view tenant = {}) const;
+  // Rows matching `query` (see UsageQuery), oldest first, then by key id. Rows still
+  // buffered (record_usage() since the last flush) are not seen: flush_usage() first.
+  [[nodiscard]] Result<std::vector<UsageRow>> usage(const UsageQuery& query) const;
 
   // Audit log: appended in order; `detail` must not hold a secret.
   [[nodiscard]] Status audit(std::string_view actor, std::string_view action, std::string_view detail);
   [[nodiscard]] Result<std::vector<AuditRecord>> audit_log(int64_t after_seq = 0, int64_t limit = 1000) const;
+  // Rows matching `query` (see AuditQuery), newest first. Errors: invalid_argument (limit
+  // below 1).
+  [[nodiscard]] Result<std::vector<AuditRecord>> audit_query(const AuditQuery& query) const;
   [[nodiscard]] Result<AuditVerification> verify_audit() const;
+
+  // Admin users. Names: 1-64 of [A-Za-z0-9._@-], compared ignoring ASCII case (the record
+  // keeps the case it was created with); roles: "admin" or "auditor"; passwords: 8 to 1024
+  // bytes. Errors: invalid_argument (a bad name, role or password, naming the rule),
+  // failed_precondition (a name taken; a first user not admin; a change that would leave
+  // no admin), not_found (no such user). Hashing takes
+  // the Argon2 cost's time and memory on the calling thread, outside the store's locks; at
+  // most a few hashes run at once (others wait), which bounds the memory a flood of logins
+  // can take. Each change is audited ("user.create", "user.password", "user.role",
+  // "user.delete", the detail naming the user and role, never the password).
+  //
+  // The first user must be an admin.
+  [[nodiscard]] Result<UserRecord> create_user(std::string_view username, std::string_view password,
+                                               std::string_view role, std::string_view actor);
+  // All users, by name (ignoring case).
+  [[nodiscard]] Result<std::vector<UserRecord>> list_users() const;
+  [[nodiscard]] Result<std::optional<UserRecord>> find_user(std::string_view username) const;
+  // 0: no user yet, first-run setup is required.
+  [[nodiscard]] Result<int64_t> count_users() const;
+  // The user when `password` is theirs (and records last_login_us), nullopt otherwise:
+  // unknown user, wrong password, or a password changed meanwhile. An unknown user costs the
+  // same hashing time as a known one (a dummy hash is verified), so the time taken does not
+  // tell which names exist. Not audited: the caller audits logins with where they came from.
+  [[nodiscard]] Result<std::optional<UserRecord>> check_password(std::string_view username, std::string_view password);
+  [[nodiscard]] Status set_user_password(std::string_view username, std::string_view password, std::string_view actor);
+  // Refuses to demote the last admin.
+  [[nodiscard]] Status set_user_role(std::string_view username, std::string_view role, std::string_view actor);
+  // Refuses to delete the last admin.
+  [[nodiscard]] Status delete_user(std::string_view username, std::string_view actor);
 
   // Settings: a string map.
   [[nodiscard]] Status set_setting(std::string_view key, std::string_view value, std::string_view actor);
