@@ -38,6 +38,7 @@
 #include "supernode/base/args.h"
 #include "supernode/base/mutex.h"
 #include "supernode/daemon/admin.h"
+#include "supernode/daemon/admin_service.h"
 #include "supernode/daemon/config.h"
 #include "supernode/daemon/log.h"
 #include "supernode/daemon/model_registry.h"
@@ -267,14 +268,33 @@ int main(int argc, char** argv) {
   } else {
     return fail(terms.status());
   }
-  sn::daemon::Server server(so, **state, registry, moderation);
-  if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
   const auto drain = std::chrono::seconds(cfg.server.drain_timeout_s);
-  sn::daemon::AdminServer admin({.socket_path = cfg.admin_socket,
-                                 .models_dir = cfg.state_dir + "/models",
-                                 .drain = drain,
-                                 .default_tenant_limits = default_limits},
-                                **state, registry, moderation);
+  // The one admin service: the admin socket (the CLI) and the HTTP admin API (the web UI)
+  // are its two transports.
+  sn::daemon::AdminService admin_service({.models_dir = cfg.state_dir + "/models",
+                                          .state_dir = cfg.state_dir,
+                                          .drain = drain,
+                                          .default_tenant_limits = default_limits,
+                                          .kv_dirs = cfg.kv.disk_dirs,
+                                          .import_roots = cfg.admin.import_dirs},
+                                         **state, registry, moderation);
+  so.admin_enabled = cfg.admin.enabled;
+  so.admin_listen = cfg.admin.listen;
+  so.admin_session_idle_s = cfg.admin.session_idle_timeout_s;
+  so.version = SUPERNODE_VERSION;
+  sn::daemon::Server server(so, **state, registry, moderation, &admin_service);
+  if (sn::Status s = server.start(); !s.is_ok()) return fail(s);
+  if (cfg.admin.enabled) {
+    // First run: a one-time token in the state directory lets whoever can read it create
+    // the first admin in the web UI. Its path is logged, never the token.
+    sn::Result<std::string> token_path = admin_service.ensure_setup_token();
+    if (!token_path.ok()) {
+      sn::daemon::log(LogLevel::kWarning, "no setup token: " + token_path.status().to_string());
+    } else if (!token_path->empty()) {
+      sn::daemon::log(LogLevel::kInfo, "first-run setup: open the web UI and enter the token in " + *token_path);
+    }
+  }
+  sn::daemon::AdminServer admin({.socket_path = cfg.admin_socket}, admin_service);
   if (sn::Status s = admin.start(); !s.is_ok()) {
     // The API serves without it; the admin CLI then says it cannot connect.
     sn::daemon::log(LogLevel::kWarning, "no admin socket: " + s.to_string());

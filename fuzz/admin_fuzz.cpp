@@ -71,6 +71,7 @@ struct Fixture {
   std::unique_ptr<sn::storage::StateStore> state;
   std::unique_ptr<sn::daemon::ModelRegistry> models;
   std::unique_ptr<sn::daemon::Moderation> moderation;
+  std::unique_ptr<sn::daemon::AdminService> service;
   std::unique_ptr<sn::daemon::AdminServer> admin;
 
   Fixture() {
@@ -96,11 +97,14 @@ struct Fixture {
           return sn::Status::not_supported("model " + id, "the fuzz target loads no models");
         });
     moderation = std::make_unique<sn::daemon::Moderation>();
+    sn::daemon::AdminServiceOptions so;
+    so.models_dir = dir + "/models";
+    so.state_dir = dir;
+    so.drain = std::chrono::milliseconds(0);
+    service = std::make_unique<sn::daemon::AdminService>(so, *state, *models, *moderation);
     sn::daemon::AdminOptions o;
     o.socket_path = dir + "/admin.sock";  // never bound: start() is not called
-    o.models_dir = dir + "/models";
-    o.drain = std::chrono::milliseconds(0);
-    admin = std::make_unique<sn::daemon::AdminServer>(o, *state, *models, *moderation);
+    admin = std::make_unique<sn::daemon::AdminServer>(o, *service);
     // OpenSSL keeps per-thread state (its DRBG, error queue) behind pthread keys, which
     // LeakSanitizer does not scan: the first random bytes drawn on the store's writer
     // thread, or the first SHA-256 of an import, would read as a leak of whichever input
@@ -114,6 +118,7 @@ struct Fixture {
   }
   ~Fixture() {
     admin.reset();
+    service.reset();
     moderation.reset();
     models.reset();
     state.reset();

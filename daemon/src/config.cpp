@@ -277,7 +277,7 @@ Result<ParsedFile> parse_file(std::string_view text, const std::string& source) 
   Status err;
   TableReader top(root, "", source, out, err);
   top.known_keys({"listen", "state_dir", "admin_socket", "plain_http", "tls", "models", "engine", "kv", "server",
-                  "metrics", "quotas", "usage", "audit", "log"},
+                  "metrics", "admin", "quotas", "usage", "audit", "log"},
                  /*top_level=*/true);
   top.string("listen", c.listen);
   if (const toml::node* n = root.get("listen"); n != nullptr && err.is_ok()) {
@@ -340,6 +340,19 @@ Result<ParsedFile> parse_file(std::string_view text, const std::string& source) 
       }
     }
   }
+  if (const toml::table* t = top.table("admin")) {
+    TableReader r(*t, "admin", source, out, err);
+    r.known_keys({"enabled", "listen", "session_idle_timeout_s", "import_dirs"});
+    r.boolean("enabled", c.admin.enabled);
+    r.string("listen", c.admin.listen);
+    if (const toml::node* n = t->get("listen"); n != nullptr && err.is_ok() && !c.admin.listen.empty()) {
+      if (std::string p = listen_problem(c.admin.listen); !p.empty()) {
+        r.fail(n->source(), "listen", p + ", got " + quote_value(c.admin.listen));
+      }
+    }
+    r.integer("session_idle_timeout_s", 60, 7 * 86400, c.admin.session_idle_timeout_s);
+    r.path_list("import_dirs", c.admin.import_dirs);
+  }
   if (const toml::table* t = top.table("quotas")) {
     TableReader r(*t, "quotas", source, out, err);
     r.known_keys({"default_rpm", "default_tpm", "default_concurrency"});
@@ -400,6 +413,7 @@ struct Blame {
   std::string tls;  // empty: no TLS files were given
   std::string models;
   std::string metrics;  // metrics.listen
+  std::string admin;    // admin.listen
 };
 
 std::string file_blame(const ParsedFile& f, const std::string& key) {
@@ -409,7 +423,7 @@ std::string file_blame(const ParsedFile& f, const std::string& key) {
 
 Blame file_blames(const ParsedFile& f) {
   Blame b{.plain_http = file_blame(f, "plain_http"), .tls = {}, .models = file_blame(f, "models"),
-          .metrics = file_blame(f, "metrics.listen")};
+          .metrics = file_blame(f, "metrics.listen"), .admin = file_blame(f, "admin.listen")};
   for (const char* key : {"tls.cert", "tls.key"}) {
     if (auto it = f.where.find(key); it != f.where.end()) {
       b.tls = std::string("[tls] ") + (key + 4) + " (" + it->second + ")";
@@ -431,6 +445,16 @@ Status cross_check(const DaemonConfig& c, const Blame& blame) {
     if (c.metrics.listen == c.listen && c.listen.substr(c.listen.rfind(':')) != ":0") {
       return Status::invalid_argument(blame.metrics, "must differ from the API's listen address " + c.listen +
                                                          ": tenants' keys never reach the metrics");
+    }
+  }
+  if (!c.admin.listen.empty()) {
+    if (c.plain_http && !is_loopback(c.admin.listen)) {
+      return Status::invalid_argument(blame.admin, "plain HTTP (plain_http) is refused on the non-loopback address " +
+                                                       c.admin.listen);
+    }
+    if (c.admin.listen == c.listen || c.admin.listen == c.metrics.listen) {
+      return Status::invalid_argument(blame.admin, "must differ from the API's and the metrics' listen addresses "
+                                                   "(leave it empty to serve the admin UI on the API's address)");
     }
   }
   if (c.plain_http && !blame.tls.empty()) {

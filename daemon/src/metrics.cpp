@@ -2,6 +2,7 @@
 // (backslash, double quote, newline); histograms are cumulative with a +Inf bucket.
 #include "supernode/daemon/metrics.h"
 
+#include <chrono>
 #include <cstdio>
 
 namespace sn::daemon {
@@ -66,6 +67,25 @@ void Metrics::request_done(const std::string& model, const std::string& tenant, 
   m.ttft.observe(ttft_s);
   m.tpot.observe(tpot_s);
   m.e2e.observe(e2e_s);
+  Totals& t = totals_[model];
+  ++t.requests;
+  t.prompt_tokens += prompt_tokens;
+  t.completion_tokens += completion_tokens;
+  if (ttft_s >= 0) {
+    const double now =
+        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (recent_ttft_.size() < kRecentTtft) {
+      recent_ttft_.emplace_back(now, ttft_s);
+    } else {
+      recent_ttft_[recent_next_] = {now, ttft_s};
+    }
+    recent_next_ = (recent_next_ + 1) % kRecentTtft;
+  }
+}
+
+Metrics::Snapshot Metrics::snapshot() const {
+  MutexLock lock(mu_);
+  return Snapshot{totals_, recent_ttft_};
 }
 
 void Metrics::request_refused(const std::string& route, int status) {
@@ -157,6 +177,8 @@ std::string Metrics::render(const std::vector<ModelHost*>& hosts) const {
   family("supernode_kv_tier3_demotions_total", "counter", "Blocks written to disk.", [](const ModelHost::Stats& s) { return s.tiers.disk.demotions; });
   family("supernode_kv_tier3_bytes_moved_total", "counter", "Bytes read from and written to disk.", [](const ModelHost::Stats& s) { return s.tiers.disk.bytes_read + s.tiers.disk.bytes_written; });
   family("supernode_kv_tier3_corrupt_dropped_total", "counter", "Disk blocks that failed a check and were dropped.", [](const ModelHost::Stats& s) { return s.tiers.disk.corrupt_dropped; });
+  family("supernode_kv_tier3_writes_failed_total", "counter", "Disk block writes that failed (I/O error, full disk, paused).", [](const ModelHost::Stats& s) { return s.tiers.disk.writes_failed; });
+  family("supernode_kv_tier3_paused_dirs", "gauge", "Disk tier directories with writes paused after a full disk.", [](const ModelHost::Stats& s) { return s.tiers.disk.paused_dirs; });
   return o;
 }
 

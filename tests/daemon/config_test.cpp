@@ -78,6 +78,11 @@ max_header_bytes = 32768
 idle_timeout_s = 120
 drain_timeout_s = 45
 
+[admin]
+listen = "127.0.0.1:9443"
+session_idle_timeout_s = 600
+import_dirs = ["/media/usb"]
+
 [usage]
 flush_ms = 250
 
@@ -119,6 +124,10 @@ TEST(Config, FullFile) {
   LONGS_EQUAL(120, c.server.idle_timeout_s);
   LONGS_EQUAL(45, c.server.drain_timeout_s);
   LONGS_EQUAL(250, c.usage.flush_ms);
+  CHECK_TRUE(c.admin.enabled);
+  STRCMP_EQUAL("127.0.0.1:9443", c.admin.listen.c_str());
+  LONGS_EQUAL(600, c.admin.session_idle_timeout_s);
+  LONGS_EQUAL(1, c.admin.import_dirs.size());
   CHECK_TRUE(c.log.level == LogLevel::kDebug);
   CHECK_TRUE(c.log.prompts);
 }
@@ -194,6 +203,17 @@ TEST(Config, OutOfRangeNamesLineAndKey) {
   const std::string port = parse_error("listen = \"127.0.0.1:70000\"\n");
   CHECK_TEXT(has(port, "test.toml:1: listen: must be HOST:PORT with a port from 0 to 65535, got \"127.0.0.1:70000\""),
              port.c_str());
+}
+
+TEST(Config, AdminSectionIsChecked) {
+  const std::string idle = parse_error("[admin]\nsession_idle_timeout_s = 5\n");
+  CHECK_TEXT(has(idle, "test.toml:2: admin.session_idle_timeout_s: must be an integer between 60"), idle.c_str());
+  const std::string listen = parse_error("[admin]\nlisten = \"nowhere\"\n");
+  CHECK_TEXT(has(listen, "test.toml:2:") && has(listen, "nowhere"), listen.c_str());
+  const std::string same = parse_error("listen = \"127.0.0.1:8080\"\n[admin]\nlisten = \"127.0.0.1:8080\"\n");
+  CHECK_TEXT(has(same, "admin.listen"), same.c_str());
+  const std::string plain = parse_error("plain_http = true\n[admin]\nlisten = \"0.0.0.0:9000\"\n");
+  CHECK_TEXT(has(plain, "non-loopback"), plain.c_str());
 }
 
 TEST(Config, UnknownKeyIsAnError) {

@@ -144,13 +144,14 @@ TEST(Hardening, TpmChargesEveryTokenUsed) {
   HttpReply a = http(d.port(), "POST", "/v1/completions", big, key);
   LONGS_EQUAL_TEXT(200, a.status, a.body.c_str());
   CHECK_TRUE(has(a.body, "\"completion_tokens\":256"));
-  // 256 + prompt tokens used of 100 a minute: the tenant is in debt for about two minutes.
+  // 256 + prompt tokens used of 100 a minute: the tenant is in debt for about 97 s (less
+  // what refilled while the first request generated: seconds on a loaded machine).
   HttpReply b = http(d.port(), "POST", "/v1/completions", R"({"model":"tiny","prompt":"hello","max_tokens":1})", key);
   LONGS_EQUAL_TEXT(429, b.status, b.body.c_str());
   CHECK_TRUE(has(b.body, "tokens per minute of tenant:small"));
   const size_t at = b.headers.find("Retry-After: ");
   CHECK_TRUE(at != std::string::npos);
-  CHECK_TRUE(std::atoi(b.headers.c_str() + at + 13) >= 90);
+  CHECK_TRUE(std::atoi(b.headers.c_str() + at + 13) >= 60);
 }
 
 // Regression: a client that closed its connection (or a request that failed) after tokens
@@ -423,4 +424,45 @@ TEST(Hardening, AFullDiskUnderTheStateDatabaseLosesNoUsage) {
   }
   LONGS_EQUAL(7, requests);
   LONGS_EQUAL(2 + 5 * 8 + 2, completion);
+}
+
+// Fault: the disk of the KV cache's disk tier fills while the daemon serves: block writes
+// fail and that directory pauses, requests keep being answered (the tier is a cache, never
+// a dependency), and the daemon goes on serving once space returns.
+TEST(Hardening, AFullKvDiskTierKeepsServing) {
+  SmallDisk disk(dir->file("kvdisk"), "16m");
+  if (!disk.mounted) {
+    sn::testing::skip("mounting a tmpfs needs root: the full KV disk test did not run");
+    return;
+  }
+  const std::string kv = disk.path + "/kv";
+  std::filesystem::create_directories(kv);
+  // Only one host-RAM MiB: prefixes go on to disk quickly.
+  const std::string cfg = dir->file("kv.toml");
+  sn::testing::write_file(cfg, "[kv]\nhost_mb = 1\ndisk_mb = 64\ndisk_dirs = [\"" + kv + "\"]\n");
+  Daemon d(model, dir->file("state"), false, {"--config", cfg});
+  CHECK_TRUE(d.port() != 0);
+  auto prompt = [](int i) {
+    std::string p;
+    for (int w = 0; w < 60; ++w) p += "word" + std::to_string(i) + "x" + std::to_string(w) + " ";
+    return R"({"model":"tiny","prompt":")" + p + R"(","max_tokens":2,"temperature":0})";
+  };
+  for (int i = 0; i < 10; ++i) LONGS_EQUAL(200, http(d.port(), "POST", "/v1/completions", prompt(i), d.key()).status);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK_TRUE(disk.fill("junk"));
+  // Every request is answered while the tier's writes fail.
+  for (int i = 10; i < 60; ++i) {
+    const HttpReply r = http(d.port(), "POST", "/v1/completions", prompt(i), d.key());
+    LONGS_EQUAL_TEXT(200, r.status, r.body.c_str());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const HttpReply m = http(d.metrics_port(), "GET", "/metrics");
+  LONGS_EQUAL(200, m.status);
+  const size_t at = m.body.find("supernode_kv_tier3_writes_failed_total{");
+  CHECK_TEXT(at != std::string::npos, m.body.c_str());
+  const std::string line = m.body.substr(at, m.body.find('\n', at) - at);
+  CHECK_TEXT(line.substr(line.rfind(' ') + 1) != "0", line.c_str());
+  std::filesystem::remove(disk.path + "/junk");
+  for (int i = 60; i < 70; ++i) LONGS_EQUAL(200, http(d.port(), "POST", "/v1/completions", prompt(i), d.key()).status);
+  check_serving(d, d.key());
 }

@@ -1,12 +1,13 @@
 // The admin socket of supernoded: a Unix stream socket (mode 0660) for the local
 // `supernode` CLI. A peer is accepted only when its credentials (SO_PEERCRED) show uid 0
 // or the daemon's own uid. One request per connection: a JSON object on one line, answered
-// by one JSON object on one line: {"ok":true,...} or {"ok":false,"error":"..."}. Every
-// change is made through the StateStore, which writes it to the audit log with the actor
-// "admin uid N".
+// by one JSON object on one line: {"ok":true,...} or {"ok":false,"error":"..."}. This is a
+// transport of the AdminService (admin_service.h), as the HTTP admin API is: every command
+// is one service call, audited with the actor "admin uid N". Unknown fields are refused.
 //
 // Commands ("cmd"):
 //   tenants.create {name, rpm?, tpm?, concurrency?, models?[]} -> {tenant}
+//   tenants.update {name, rpm?, tpm?, concurrency?, models?[]}  -> {tenant}
 //   tenants.list                                                -> {tenants:[...]}
 //   keys.create {tenant, rpm?, tpm?, concurrency?, models?[], label?} -> {key, key_id}
 //   keys.list {tenant?}                                         -> {keys:[...]}
@@ -37,24 +38,18 @@
 #include <vector>
 
 #include "supernode/base/status.h"
-#include "supernode/daemon/model_registry.h"
-#include "supernode/daemon/moderation.h"
-#include "supernode/storage/state_store.h"
+#include "supernode/daemon/admin_service.h"
 
 namespace sn::daemon {
 
 struct AdminOptions {
   std::string socket_path;
-  std::string models_dir;  // where models.import copies files
-  std::chrono::milliseconds drain{30000};  // models.unload waits this long for requests
-  // tenants.create: each of rpm, tpm and concurrency not given takes this default ([quotas]);
-  // an explicit 0 means no limit of that kind.
-  storage::Limits default_tenant_limits;
 };
 
 class AdminServer {
  public:
-  AdminServer(AdminOptions options, storage::StateStore& state, ModelRegistry& models, Moderation& moderation);
+  // `service` must outlive the server.
+  AdminServer(AdminOptions options, AdminService& service);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

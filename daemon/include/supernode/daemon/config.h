@@ -132,6 +132,14 @@ struct MetricsConfig {
   std::string listen = "127.0.0.1:9464";  // empty: no metrics listener
 };
 
+// The admin API and web UI ([admin]).
+struct AdminConfig {
+  bool enabled = true;
+  std::string listen;                     // host:port of their own listener; empty: the API's
+  int session_idle_timeout_s = 1800;      // an admin session ends after this long unused
+  std::vector<std::string> import_dirs;   // model imports only from under these; empty: anywhere
+};
+
 struct QuotaConfig {
   int64_t default_rpm = 600;
   int64_t default_tpm = 1000000;
@@ -162,6 +170,7 @@ struct DaemonConfig {
   KvConfig kv;
   ServerConfig server;
   MetricsConfig metrics;
+  AdminConfig admin;
   QuotaConfig quotas;
   UsageConfig usage;
   AuditConfig audit;

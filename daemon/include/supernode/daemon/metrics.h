@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "supernode/base/mutex.h"
@@ -30,6 +31,19 @@ class Metrics {
   // The whole exposition, with the hosts' gauges read now.
   [[nodiscard]] std::string render(const std::vector<ModelHost*>& hosts) const;
 
+  // Totals since start per model, and the time to first token of the latest requests: what
+  // the admin UI's live view turns into rates and percentiles.
+  struct Totals {
+    int64_t requests = 0;
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+  };
+  struct Snapshot {
+    std::map<std::string, Totals> models;
+    std::vector<std::pair<double, double>> recent_ttft;  // (monotonic seconds at the end, ttft s)
+  };
+  [[nodiscard]] Snapshot snapshot() const;
+
  private:
   static constexpr std::array<double, 12> kBuckets = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
   struct Histogram {
@@ -46,6 +60,10 @@ class Metrics {
   mutable Mutex mu_;
   std::map<std::string, PerModel> models_ SN_GUARDED_BY(mu_);
   std::map<std::pair<std::string, int>, int64_t> refused_ SN_GUARDED_BY(mu_);
+  std::map<std::string, Totals> totals_ SN_GUARDED_BY(mu_);
+  static constexpr size_t kRecentTtft = 1024;
+  std::vector<std::pair<double, double>> recent_ttft_ SN_GUARDED_BY(mu_);  // a ring
+  size_t recent_next_ SN_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace sn::daemon

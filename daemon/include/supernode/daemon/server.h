@@ -5,6 +5,9 @@
 //    server-sent events, and not). Errors use OpenAI's error object and status codes.
 //  - metrics (loopback by default): GET /metrics in Prometheus' format, /healthz, /readyz.
 //    Tenants' keys never see other tenants' figures: /metrics is not on the API listener.
+//  - the admin API (/api/admin/, daemon/ADMIN_API.md) and the web UI (/, /assets/), behind
+//    an admin session: on the API's listener, or on a listener of their own (admin_listen).
+// The route tables are in one place (server.cpp's build_routes, router.h).
 // The key is checked on the request's headers, before its body is read; the quota is
 // admitted before any expensive work; chat templates render and prompts tokenize on a
 // small pool of their own, off the I/O threads. Connections are capped in total and per
@@ -48,13 +51,20 @@ struct ServerOptions {
   int max_connections_per_address = 1024;  // from one client address
   std::string metrics_listen;              // host:port of /metrics; empty: none
   int prep_threads = 2;                    // render + tokenize threads
+  bool admin_enabled = true;               // the admin API and web UI (needs an AdminService)
+  std::string admin_listen;                // host:port of their own listener; empty: the API's
+  int admin_session_idle_s = 1800;         // an admin session ends after this long unused
+  std::string version;                     // GET /api/admin/state's version
 };
+
+class AdminService;
 
 class Server {
  public:
-  // `state`, `models` and `moderation` must outlive the server; models come and go while it
-  // serves, and moderation terms change.
-  Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models, const Moderation& moderation);
+  // `state`, `models`, `moderation` and `admin` must outlive the server; models come and go
+  // while it serves, and moderation terms change. Without `admin` there is no admin API.
+  Server(ServerOptions options, storage::StateStore& state, ModelRegistry& models, const Moderation& moderation,
+         AdminService* admin = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -65,6 +75,7 @@ class Server {
   // The bound ports (after start); metrics_port() 0 without a metrics listener.
   [[nodiscard]] uint16_t port() const { return port_; }
   [[nodiscard]] uint16_t metrics_port() const { return metrics_port_; }
+  [[nodiscard]] uint16_t admin_port() const { return admin_port_; }  // 0: on the API's port
   // Stops accepting, closes connections, joins the I/O threads. Idempotent.
   void stop();
   // From now on completion requests get 503 "shutting down" (Retry-After: 5); the rest of
@@ -80,6 +91,7 @@ class Server {
   std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
   uint16_t metrics_port_ = 0;
+  uint16_t admin_port_ = 0;
 };
 
 }  // namespace sn::daemon
