@@ -311,6 +311,15 @@ int main(int argc, char** argv) {
     sn::daemon::log(LogLevel::kInfo, "metrics on " + mhost + ":" + std::to_string(server.metrics_port()) + "/metrics");
     std::printf("metrics %s:%u\n", mhost.c_str(), server.metrics_port());
   }
+  if (server.admin_port() != 0) {
+    const std::string ahost = cfg.admin.listen.substr(0, cfg.admin.listen.rfind(':'));
+    sn::daemon::log(LogLevel::kInfo, std::string("admin web UI on ") + scheme + "://" + ahost + ":" +
+                                         std::to_string(server.admin_port()) + "/");
+    std::printf("admin %s:%u\n", ahost.c_str(), server.admin_port());
+  } else if (cfg.admin.enabled) {
+    sn::daemon::log(LogLevel::kInfo, std::string("admin web UI on ") + scheme + "://" + host + ":" +
+                                         std::to_string(server.port()) + "/");
+  }
   // The tests and scripts read the bound port from this line.
   std::printf("listening %s:%u\n", host.c_str(), server.port());
   std::fflush(stdout);

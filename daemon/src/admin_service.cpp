@@ -669,9 +669,16 @@ HardwareInfo AdminService::hardware() const {
     hw.gpus.push_back({g.name, static_cast<uint64_t>(std::max<int64_t>(0, g.memory_total)),
                        static_cast<uint64_t>(std::max<int64_t>(0, g.memory_free))});
   }
+  // A directory not made yet (the KV tier's before its first block) is shown with the
+  // file system it will be on: its nearest existing parent's.
   auto disk = [&](const char* tier, const std::string& path) {
     struct statvfs v{};
-    if (path.empty() || ::statvfs(path.c_str(), &v) != 0) return;
+    if (path.empty()) return;
+    std::filesystem::path p(path);
+    while (::statvfs(p.c_str(), &v) != 0) {
+      if (!p.has_parent_path() || p.parent_path() == p) return;
+      p = p.parent_path();
+    }
     hw.disks.push_back({tier, path, static_cast<uint64_t>(v.f_blocks) * v.f_frsize,
                         static_cast<uint64_t>(v.f_bavail) * v.f_frsize});
   };

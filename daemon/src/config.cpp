@@ -452,7 +452,8 @@ Status cross_check(const DaemonConfig& c, const Blame& blame) {
       return Status::invalid_argument(blame.admin, "plain HTTP (plain_http) is refused on the non-loopback address " +
                                                        c.admin.listen);
     }
-    if (c.admin.listen == c.listen || c.admin.listen == c.metrics.listen) {
+    const bool any_port = c.admin.listen.substr(c.admin.listen.rfind(':')) == ":0";
+    if (!any_port && (c.admin.listen == c.listen || c.admin.listen == c.metrics.listen)) {
       return Status::invalid_argument(blame.admin, "must differ from the API's and the metrics' listen addresses "
                                                    "(leave it empty to serve the admin UI on the API's address)");
     }

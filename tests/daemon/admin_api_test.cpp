@@ -417,3 +417,22 @@ TEST(AdminApi, TheWebUiIsServedWithSecurityHeadersEtagsAndGzip) {
   CHECK_TEXT(has(r.headers, "Content-Security-Policy"), r.headers.c_str());
   CHECK_TEXT(has(r.headers, "Cache-Control: no-store"), r.headers.c_str());
 }
+
+// [admin] listen: the admin API and the web UI on a listener of their own (a management
+// interface), and not on the API's.
+TEST(AdminApi, AnAdminListenerOfItsOwnTakesTheUiOffTheApiAddress) {
+  daemon.reset();
+  const std::string cfg = dir->file("admin.toml");
+  sn::testing::write_file(cfg, "[admin]\nlisten = \"127.0.0.1:0\"\n[kv]\nhost_mb = 0\n");
+  daemon = std::make_unique<Daemon>(model, dir->file("state2"), false, std::vector<std::string>{"--config", cfg});
+  CHECK_TRUE(daemon->admin_port() != 0);
+  CHECK_TRUE(daemon->admin_port() != daemon->port());
+  LONGS_EQUAL(200, http(daemon->admin_port(), "GET", "/api/admin/state").status);
+  LONGS_EQUAL(200, http(daemon->admin_port(), "GET", "/").status);
+  LONGS_EQUAL(200, http(daemon->admin_port(), "GET", "/healthz").status);
+  LONGS_EQUAL(404, http(daemon->port(), "GET", "/api/admin/state").status);
+  LONGS_EQUAL(404, http(daemon->port(), "GET", "/").status);
+  // The OpenAI API is not on the admin listener.
+  LONGS_EQUAL(404, http(daemon->admin_port(), "GET", "/v1/models", "", daemon->key()).status);
+  LONGS_EQUAL(200, http(daemon->port(), "GET", "/v1/models", "", daemon->key()).status);
+}

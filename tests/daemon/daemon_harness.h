@@ -141,6 +141,7 @@ class Daemon {
       for (std::string line; std::getline(in, line);) {
         const uint16_t p = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
         if (line.rfind("metrics ", 0) == 0) metrics_port_ = p;
+        if (line.rfind("admin ", 0) == 0) admin_port_ = p;
         if (line.rfind("listening ", 0) == 0) port_ = p;
       }
     }
@@ -156,6 +157,7 @@ class Daemon {
   }
   uint16_t port() const { return port_; }
   uint16_t metrics_port() const { return metrics_port_; }
+  uint16_t admin_port() const { return admin_port_; }  // 0: the admin UI is on port()
   const std::string& key() const { return key_; }
   pid_t pid() const { return pid_; }
   // Waits for the process to end by itself; its exit status (-1 when it was not running).
@@ -179,6 +181,7 @@ class Daemon {
   pid_t pid_ = -1;
   uint16_t port_ = 0;
   uint16_t metrics_port_ = 0;
+  uint16_t admin_port_ = 0;
   std::string key_;
 };
 
