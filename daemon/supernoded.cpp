@@ -176,6 +176,10 @@ int main(int argc, char** argv) {
   sn::Result<std::unique_ptr<sn::storage::StateStore>> state =
       sn::storage::StateStore::open(cfg.state_dir + "/state.db", store_options);
   if (!state.ok()) return fail(state.status());
+  if (!(*state)->backup_before_migration().empty()) {
+    sn::daemon::log(LogLevel::kInfo, "the state database moved to schema " + std::to_string((*state)->schema_version()) +
+                                         "; the earlier one is kept as " + (*state)->backup_before_migration());
+  }
   const sn::storage::Limits default_limits{.rpm = cfg.quotas.default_rpm,
                                            .tpm = cfg.quotas.default_tpm,
                                            .concurrency = cfg.quotas.default_concurrency,

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -220,6 +221,36 @@ CREATE TABLE users(
 };
 constexpr int64_t kSchemaVersion = static_cast<int64_t>(std::size(kMigrations));
 
+// A consistent copy of `src` at `path` (SQLite's online backup, then a single
+// self-contained file, mode 0600), written next to it and renamed into place.
+Status copy_database(sql::Db& src, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  std::remove(tmp.c_str());
+  Result<sql::Db> dest = sql::Db::open(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!dest.ok()) return dest.status().with_context("backup");
+  (void)::chmod(tmp.c_str(), 0600);
+  Status s;
+  sqlite3_backup* b = sqlite3_backup_init(dest->raw(), "main", src.raw(), "main");
+  if (b == nullptr) {
+    s = Status::io_error("backup to " + path, sqlite3_errmsg(dest->raw()));
+  } else {
+    const int rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) s = Status::io_error("backup to " + path, sqlite3_errstr(rc));
+  }
+  if (s.is_ok()) s = dest->exec("PRAGMA journal_mode=DELETE");  // a single self-contained file
+  *dest = sql::Db();
+  if (!s.is_ok()) {
+    std::remove(tmp.c_str());
+    return s;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::io_error("backup to " + path, "cannot rename the finished copy into place");
+  }
+  return Status::ok();
+}
+
 Result<int64_t> user_version(sql::Db& db) {
   Result<sql::Stmt> st = db.prepare("PRAGMA user_version");
   if (!st.ok()) return st.status();
@@ -309,6 +340,16 @@ class StateStore::Impl {
                                                          " is newer than this build knows (" +
                                                          std::to_string(kSchemaVersion) + ")");
     }
+    // A database of an earlier version is copied before it migrates forward (an upgrade's
+    // first start): the copy opens with the version it was written by, should the upgrade
+    // be rolled back. No copy, no migration.
+    if (*version > 0 && *version < kSchemaVersion) {
+      const std::string copy = path_ + ".before-v" + std::to_string(kSchemaVersion) + "-from-v" + std::to_string(*version);
+      if (Status s = copy_database(write_, copy); !s.is_ok()) {
+        return s.with_context("the backup before migrating " + path_ + " from schema " + std::to_string(*version));
+      }
+      backup_before_migration_ = copy;
+    }
     for (int64_t v = *version; v < kSchemaVersion; ++v) {
       SN_RETURN_IF_ERROR(write_.exec("BEGIN IMMEDIATE"));
       Status s = write_.exec(kMigrations[v]);
@@ -332,6 +373,7 @@ class StateStore::Impl {
   }
 
   int64_t version() const { return version_; }
+  const std::string& backup_before_migration() const { return backup_before_migration_; }
 
   // With an audit key: the last row must verify under it (else the log was written with
   // another key: refuse to open rather than fork the chain), and a log that ends unkeyed
@@ -643,6 +685,7 @@ class StateStore::Impl {
   std::string path_;
   StateStoreOptions options_;
   int64_t version_ = 0;
+  std::string backup_before_migration_;  // the copy made before migrating, if one was
   sql::Db write_;                  // writer thread only (after open)
   mutable Mutex read_mu_;
   sql::Db read_ SN_GUARDED_BY(read_mu_);
@@ -776,6 +819,8 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
 }
 
 int64_t StateStore::schema_version() const { return impl_->version(); }
+
+const std::string& StateStore::backup_before_migration() const { return impl_->backup_before_migration(); }
 
 Result<std::optional<NewApiKey>> StateStore::bootstrap(const Limits& tenant_limits) {
   SN_RETURN_IF_ERROR(check_limits(tenant_limits));
@@ -1401,29 +1446,7 @@ Status StateStore::delete_user(std::string_view username, std::string_view actor
 }
 
 Status StateStore::backup(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  std::remove(tmp.c_str());
-  Result<sql::Db> dest = sql::Db::open(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  if (!dest.ok()) return dest.status().with_context("backup");
-  Status s = impl_->read([&](sql::Db& src) -> Status {
-    sqlite3_backup* b = sqlite3_backup_init(dest->raw(), "main", src.raw(), "main");
-    if (b == nullptr) return Status::io_error("backup to " + path, sqlite3_errmsg(dest->raw()));
-    const int rc = sqlite3_backup_step(b, -1);
-    sqlite3_backup_finish(b);
-    if (rc != SQLITE_DONE) return Status::io_error("backup to " + path, sqlite3_errstr(rc));
-    return Status::ok();
-  });
-  if (s.is_ok()) s = dest->exec("PRAGMA journal_mode=DELETE");  // a single self-contained file
-  *dest = sql::Db();
-  if (!s.is_ok()) {
-    std::remove(tmp.c_str());
-    return s;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::io_error("backup to " + path, "cannot rename the finished copy into place");
-  }
-  return Status::ok();
+  return impl_->read([&](sql::Db& src) -> Status { return copy_database(src, path); });
 }
 
 Result<AuditVerification> check_state_file(const std::string& path, std::string_view audit_key) {

@@ -4,6 +4,8 @@
 // edit or deletion is found) and its filtered, paged query, settings, the model catalog,
 // the web UI's admin users (Argon2id hashes, the last admin kept), online backup and its
 // check, bad files, and concurrent callers. Argon2 runs at a tiny cost here.
+#include <sys/stat.h>
+
 #include <sqlite3.h>
 
 #include <atomic>
@@ -477,6 +479,13 @@ TEST(StateStore, MigratesASchema3StoreToUsers) {
   {
     std::unique_ptr<StateStore> s = open_store(path);
     LONGS_EQUAL(4, s->schema_version());
+    // The schema-3 database was copied before it migrated, and the copy opens as it was.
+    STRCMP_EQUAL((path + ".before-v4-from-v3").c_str(), s->backup_before_migration().c_str());
+    STRCMP_EQUAL("3", raw_query(s->backup_before_migration(), "PRAGMA user_version").c_str());
+    STRCMP_EQUAL("1", raw_query(s->backup_before_migration(), "SELECT COUNT(*) FROM tenants WHERE name = 'acme'").c_str());
+    struct stat st{};
+    CHECK_EQUAL(0, ::stat(s->backup_before_migration().c_str(), &st));
+    LONGS_EQUAL(0600, st.st_mode & 0777);
     LONGS_EQUAL(0, *s->count_users());
     check_ok(s->create_user("alice", "correct horse", "admin", "setup").status());
     CHECK_TRUE(s->find_tenant("acme")->has_value());
@@ -486,6 +495,7 @@ TEST(StateStore, MigratesASchema3StoreToUsers) {
   STRCMP_EQUAL("0", raw_query(path, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'admin_users'").c_str());
   std::unique_ptr<StateStore> s = open_store(path);  // reopening applies nothing more
   LONGS_EQUAL(1, *s->count_users());
+  STRCMP_EQUAL("", s->backup_before_migration().c_str());
 }
 
 TEST(StateStore, UsersAreCreatedAndValidated) {

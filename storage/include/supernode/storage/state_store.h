@@ -193,6 +193,10 @@ class StateStore {
 
   // The schema version in force (the number of migrations applied).
   [[nodiscard]] int64_t schema_version() const;
+  // Opening a database of an earlier schema first copies it to PATH.before-vN-from-vM
+  // (mode 0600; a failed copy fails open() and nothing migrates): the copy made by this
+  // open(), or "" when none was needed.
+  [[nodiscard]] const std::string& backup_before_migration() const;
 
   // On a database without tenants: creates tenant "default" (with `tenant_limits`) and one
   // API key for it, and returns the key (to be written where the admin can read it).
