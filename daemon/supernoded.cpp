@@ -327,6 +327,10 @@ int main(int argc, char** argv) {
   // The tests and scripts read the bound port from this line.
   std::printf("listening %s:%u\n", host.c_str(), server.port());
   std::fflush(stdout);
+  if (registry.list().empty() && registry.loading().empty()) {
+    sn::daemon::log(LogLevel::kWarning, "no model is served yet: import one in the web UI (Models) or with "
+                                        "`supernode models import PATH`, then load it");
+  }
   sn::daemon::notify_ready("serving " + std::to_string(registry.list().size()) + " model(s) on " + host + ":" +
                            std::to_string(server.port()));
 

@@ -596,11 +596,8 @@ Result<DaemonConfig> resolve_config(const sn::Args& parsed, const std::string& d
 
   fill_derived(c);
   SN_RETURN_IF_ERROR(cross_check(c, blame));
-  if (c.models.empty()) {
-    std::string hint = "give one with -m MODEL.gguf";
-    if (!c.config_file.empty()) hint += " or a [[models]] table in " + c.config_file;
-    return Status::invalid_argument("supernoded", "no model: " + hint);
-  }
+  // No model is a valid start: a new appliance has none until its admin imports one in
+  // the web UI (the catalog's models load at every start); /readyz says so meanwhile.
   return std::move(c);
 }
 
