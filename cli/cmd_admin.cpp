@@ -17,19 +17,16 @@
 #include <functional>
 #include <string>
 
+#include "admin_client.h"
 #include "commands.h"
 #include "supernode/storage/audit_key.h"
 #include "supernode/storage/state_store.h"
 
 namespace sn::cli {
-namespace {
 
 using json = nlohmann::json;
-constexpr const char* kDefaultSocket = "/run/supernode/admin.sock";
 
-// One request, one answer line (after progress lines, which go to `progress`).
-Result<json> call(const std::string& path, const json& req,
-                  const std::function<void(const json&)>& progress = {}) {
+Result<json> admin_call(const std::string& path, const json& req, const std::function<void(const json&)>& progress) {
   const std::string what = "admin socket " + path;
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) return Status::invalid_argument(what, "path too long");
@@ -74,6 +71,19 @@ Result<json> call(const std::string& path, const json& req,
   return j;
 }
 
+std::string admin_socket_path(const Args& args) {
+  const char* env = std::getenv("SUPERNODE_ADMIN_SOCKET");
+  return args.str("--admin-socket", env != nullptr && *env != '\0' ? env : kDefaultAdminSocket);
+}
+
+namespace {
+
+constexpr const char* kDefaultSocket = kDefaultAdminSocket;
+
+Result<json> call(const std::string& path, const json& req, const std::function<void(const json&)>& progress = {}) {
+  return admin_call(path, req, progress);
+}
+
 // Common options of the admin commands.
 std::vector<OptionSpec> admin_options(std::vector<OptionSpec> more) {
   more.push_back({{"--admin-socket"}, "PATH", "the daemon's admin socket", kDefaultSocket});
@@ -107,11 +117,7 @@ const std::vector<OptionSpec> kLimitOptions = {
     {{"--concurrency"}, "N", "requests in flight (0: no limit)", "0"},
     {{"--models"}, "a,b", "allowed model ids (default: all)", ""}};
 
-// --admin-socket, else `supernode --admin-socket PATH ...` (SUPERNODE_ADMIN_SOCKET), else the default.
-std::string socket_path(const Args& args) {
-  const char* env = std::getenv("SUPERNODE_ADMIN_SOCKET");
-  return args.str("--admin-socket", env != nullptr && *env != '\0' ? env : kDefaultSocket);
-}
+std::string socket_path(const Args& args) { return admin_socket_path(args); }
 
 int run_call(const Args& args, const json& req, json* out, const std::function<void(const json&)>& progress = {}) {
   Result<json> r = call(socket_path(args), req, progress);

@@ -31,6 +31,7 @@ int cmd_audit(int argc, char** argv);
 int cmd_backup(int argc, char** argv);
 int cmd_restore(int argc, char** argv);
 int cmd_status(int argc, char** argv);
+int cmd_update(int argc, char** argv);
 
 // Shared plumbing.
 int usage_error(const Status& s);

@@ -1,6 +1,7 @@
 // `supernode`: the command-line face of the engine, after llama.cpp's tools (which users
 // know): run, tokenize, perplexity, bench, logits, inspect, hw, gen-model, render-template;
-// and the admin commands that talk to supernoded (keys, tenants, usage, audit, backup, status).
+// the admin commands that talk to supernoded (keys, tenants, usage, audit, backup, status);
+// and signed offline updates (update verify/apply/make).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,6 +37,7 @@ constexpr Command kCommands[] = {
     {"backup", sn::cli::cmd_backup, "an online backup of the daemon's state (admin socket)"},
     {"restore", sn::cli::cmd_restore, "replace the stopped daemon's state with a checked backup"},
     {"status", sn::cli::cmd_status, "what the daemon serves now (admin socket)"},
+    {"update", sn::cli::cmd_update, "verify, apply (with rollback) and make signed offline update bundles"},
 };
 
 void print_usage(FILE* out) {
@@ -63,7 +65,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "--version") {
-    std::printf("supernode 0.1.0\n");
+    std::printf("supernode %s\n", SUPERNODE_VERSION);
     return 0;
   }
   for (const Command& c : kCommands) {

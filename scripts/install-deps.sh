@@ -11,8 +11,11 @@ pkgs=(build-essential cmake ninja-build pkg-config ccache python3
       clang libclang-rt-14-dev  # the thread-safety analysis and the libFuzzer targets
       wrk       # the load test (tests/load)
       libargon2-dev   # admin users' password hashes (Argon2id)
+      libarchive-dev  # the CLI's signed update bundles (tar)
       zlib1g-dev libjs-chart.js   # the web UI's assets: gzip at build time, Chart.js embedded
       chromium) # the web UI's browser tests (playwright-core drives it headless)
+# The tools of the package and the disk image (debhelper, debootstrap, qemu...) are
+# installed by scripts/install-image-deps.sh, which build-deb.sh and build-image.sh call.
 # Node.js and npm for the JavaScript daemon tests (tests/daemon/js): Debian's packages, only
 # when no `node` is on PATH at all, so a NodeSource or nvm install is left alone.
 if ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs npm); fi

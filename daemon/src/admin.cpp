@@ -173,6 +173,20 @@ class AdminServer::Impl {
       if (Status s = service_.backup(path, actor); !s.is_ok()) return fail(s);
       return ok();
     }
+    if (cmd == "audit.record") {
+      // Records written by `supernode update apply`; the action is kept to the update.* names
+      // so the socket cannot forge other kinds of audit rows.
+      std::string action, detail;
+      if (Status s = fields({"cmd", "action", "detail"}); !s.is_ok()) return fail(s);
+      if (Status s = read_string(req, "action", action, true); !s.is_ok()) return fail(s);
+      if (Status s = read_string(req, "detail", detail); !s.is_ok()) return fail(s);
+      if (action.rfind("update.", 0) != 0 || action.size() > 64) {
+        return fail("action: must start with 'update.' (at most 64 bytes)");
+      }
+      if (detail.size() > 4096) return fail("detail: at most 4096 bytes");
+      service_.audit_event(actor, action, detail);
+      return ok();
+    }
     if (cmd == "status") {
       json models = json::array();
       for (const ModelStatus& m : service_.status()) models.push_back(model_status_json(m));

@@ -15,6 +15,9 @@
 //   usage {tenant?, since_minutes?}                             -> {rows:[...]}
 //   audit.verify                                                -> {verified, rows, first_bad_seq, problem}
 //   backup {path}                                               -> {}
+//   audit.record {action, detail?}  an audit row written by `supernode update apply`; action
+//                               must start with "update." (update.apply, update.refused,
+//                               update.rollback) -> {}
 //   status                                                      -> {models:[{id, running, waiting, ...}]}
 //   models.import {path, id?}   copies a GGUF into the models directory, checking it and
 //                               computing its sha256; progress lines {"progress":{bytes,total}}
