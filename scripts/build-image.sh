@@ -16,8 +16,10 @@
 # The debootstrap result is cached in build-image/cache ($SUPERNODE_IMAGE_CACHE; keyed by
 # suite, mirror and package list), so a rebuild only copies it, installs the .deb and makes
 # the file systems.
-# --test-model bakes a model into the models directory and the config (the boot test's
-# build); without it the models directory is empty.
+# --test-model puts a model file at /var/lib/supernode/incoming/test-model.gguf (standing in for a USB
+# stick's mount point) and smaller KV tiers in the config: the boot test imports it through
+# the admin API as an administrator would. The models directory stays empty either way,
+# and the daemon starts without a model.
 set -euo pipefail
 umask 022
 
@@ -227,9 +229,9 @@ chown "$sn_uid:$sn_gid" "$data" "$data/models"
 chmod 0750 "$data" "$data/models"
 if [ -n "$test_model" ]; then
   m="$(basename "$test_model")"
-  log "test build: baking $m into /var/lib/supernode/models"
-  install -m 0640 -o "$sn_uid" -g "$sn_gid" "$test_model" "$data/models/$m"
-  printf '\n# A model baked in by scripts/build-image.sh --test-model (a test build).\n[[models]]\npath = "/var/lib/supernode/models/%s"\n' "$m" >> "$toml"
+  log "test build: $m as /var/lib/supernode/incoming/test-model.gguf, to be imported"
+  install -d -m 0750 -o "$sn_uid" -g "$sn_gid" "$data/incoming"
+  install -m 0640 -o "$sn_uid" -g "$sn_gid" "$test_model" "$data/incoming/test-model.gguf"
   # Small enough for a test VM.
   sed -i -e 's|^host_mb = .*|host_mb = 64|' -e 's|^disk_mb = .*|disk_mb = 256|' "$toml"
   echo "test build with $m" > "$rootfs/etc/supernode-image-test-build"
