@@ -69,15 +69,6 @@ Result<std::vector<TrustedKey>> trusted_keys(const Args& args) {
 
 std::string short_id(const std::string& key_id) { return key_id.substr(0, 16); }
 
-std::string now_text() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // The version checks shared by verify and apply: a downgrade and an installed version older
 // than the bundle's minimum are refused; the same version is refused only when `same_ok` is false.
 Status check_versions(UpdateSystem& sys, const BundleManifest& m, const std::string& installed, bool same_ok) {
@@ -121,7 +112,7 @@ class Auditor {
     std::fprintf(stderr, "supernode: the daemon did not take the audit record (%s); kept in %s, sent at the next contact\n",
                  r.status().message().c_str(), pending_.c_str());
     json late = req;
-    late["detail"] = detail + " (at " + now_text() + ", recorded late)";
+    late["detail"] = detail + " (at " + now_rfc3339() + ", recorded late)";
     std::error_code ec;
     fs::create_directories(fs::path(pending_).parent_path(), ec);
     const mode_t old = ::umask(0077);

@@ -82,6 +82,9 @@ struct VerifiedBundle {
 [[nodiscard]] Result<std::string> make_bundle(const std::string& private_key_pem, BundleManifest* manifest,
                                               const std::vector<std::string>& payload_paths, const std::string& out);
 
+// The current UTC time as RFC 3339 ("2026-12-05T09:30:00Z").
+[[nodiscard]] std::string now_rfc3339();
+
 // Whether `v` looks like a Debian version ([epoch:]upstream[-revision], no spaces).
 [[nodiscard]] bool valid_version(const std::string& v);
 // A version without its epoch ("1:0.2.0-1" -> "0.2.0-1"): as dpkg names .deb files.

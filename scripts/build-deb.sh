@@ -2,7 +2,7 @@
 # Builds the Debian binary package of this tree: dist/supernode_<version>_amd64.deb and its
 # debug symbols, dist/supernode-dbgsym_<version>_amd64.deb (plus the .buildinfo and
 # .changes). One command, no arguments; needs the build dependencies of debian/control
-# (scripts/install-deps.sh and scripts/install-image-deps.sh, run here, install them).
+# (`scripts/install-deps.sh --image`, run here, installs them).
 #
 # The version has one source, CMakeLists.txt's `project(supernode VERSION x.y.z)`: at a tag
 # vx.y.z it is x.y.z, elsewhere x.y.z+gitYYYYMMDD.HASH (the commit's date and short hash),
@@ -45,8 +45,7 @@ if [ $# -gt 0 ]; then
   exit 2
 fi
 
-scripts/install-deps.sh
-scripts/install-image-deps.sh
+scripts/install-deps.sh --image
 for tool in dpkg-buildpackage dh; do
   if ! command -v $tool >/dev/null 2>&1; then
     echo "build-deb: $tool is missing (Debian packages dpkg-dev, debhelper)" >&2

@@ -49,8 +49,8 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap and chroot)"
-# The Debian packages this script needs on the build host (scripts/install-image-deps.sh).
-"$(dirname "$0")/install-image-deps.sh"
+# The Debian packages this script needs on the build host.
+"$(dirname "$0")/install-deps.sh" --image
 need=(debootstrap:debootstrap mke2fs:e2fsprogs sfdisk:fdisk mkfs.vfat:dosfstools
       mcopy:mtools mmd:mtools dpkg-deb:dpkg chroot:coreutils)
 missing=()

@@ -14,8 +14,15 @@ pkgs=(build-essential cmake ninja-build pkg-config ccache python3
       libarchive-dev  # the CLI's signed update bundles (tar)
       zlib1g-dev libjs-chart.js   # the web UI's assets: gzip at build time, Chart.js embedded
       chromium) # the web UI's browser tests (playwright-core drives it headless)
-# The tools of the package and the disk image (debhelper, debootstrap, qemu...) are
-# installed by scripts/install-image-deps.sh, which build-deb.sh and build-image.sh call.
+# --image adds the tools of the Debian package and the disk image (scripts/build-deb.sh
+# and scripts/build-image.sh run `install-deps.sh --image`; the image tests, label image,
+# skip themselves, saying so, without them). The README's test command leaves them out.
+if [ "${1:-}" = "--image" ]; then
+  pkgs+=(debhelper dpkg-dev fakeroot lintian   # the package (debian/control's build tools)
+         debootstrap                           # Debian 12 trees: the package test's, the image's
+         e2fsprogs fdisk dosfstools mtools     # file systems and a GPT from files, no loop devices
+         qemu-system-x86 ovmf)                 # the image's boot test (UEFI firmware in /usr/share/OVMF)
+fi
 # Node.js and npm for the JavaScript daemon tests (tests/daemon/js): Debian's packages, only
 # when no `node` is on PATH at all, so a NodeSource or nvm install is left alone.
 if ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs npm); fi

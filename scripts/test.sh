@@ -49,7 +49,7 @@ exclude="gpu"
 # The gpu label (tests/hal_gpu) runs where an NVIDIA driver sees a GPU.
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then exclude="^$"; fi
 # The image label: the .deb installed into a fresh Debian 12 tree (image.package) runs where
-# scripts/install-image-deps.sh's tools are (it says SKIP otherwise); booting the disk image
+# `scripts/install-deps.sh --image`'s tools are (it says SKIP otherwise); booting the disk image
 # in qemu (image.boot, also slow: tens of minutes under TCG) only with SUPERNODE_IMAGE_BOOT=1.
 skip_tests="^image\.boot$"
 if [ "${SUPERNODE_IMAGE_BOOT:-0}" = 1 ]; then skip_tests="^$"; else echo "== image.boot left out (SUPERNODE_IMAGE_BOOT=1 runs it)"; fi

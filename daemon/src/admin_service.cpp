@@ -11,10 +11,11 @@
 #include "supernode/hal/gpu.h"
 #include "supernode/hal/topology.h"
 
+#include "random_hex.h"
+
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -59,20 +60,27 @@ Status check_limits(const LimitsPatch& p) {
   return Status::ok();
 }
 
-std::string hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
+// Opens an import's source for reading: a regular file starting with the GGUF magic.
+// O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; anything but a
+// regular file is refused before it is read. Fills `st`; the caller closes the descriptor.
+Result<int> open_model_source(const std::string& src, struct stat& st) {
+  const std::string what = "import " + src;
+  const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (in < 0) {
+    const int err = errno;
+    return err == ENOENT ? Status::not_found(what, std::strerror(err)) : Status::io_error(what, std::strerror(err));
   }
-  return out;
-}
-
-std::string random_token(size_t bytes) {
-  std::vector<unsigned char> raw(bytes);
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) return "";
-  return hex(raw.data(), raw.size());
+  if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(in);
+    return Status::invalid_argument(what, "not a regular file");
+  }
+  (void)::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
+  char magic[4] = {};
+  if (::pread(in, magic, sizeof magic, 0) != 4 || std::memcmp(magic, "GGUF", 4) != 0) {
+    ::close(in);
+    return Status::invalid_argument(what, "not a GGUF file (no GGUF magic at its start)");
+  }
+  return in;
 }
 
 // What the GGUF header of a model file says; nullopt when it cannot be read.
@@ -143,6 +151,33 @@ class AdminService::Impl {
 
   Mutex setup_mu_;  // one setup at a time
 
+  // GGUF summaries by path, kept while the file's size and mtime stay the same: a model
+  // list does not re-read every header each time the page refreshes.
+  struct CachedSummary {
+    int64_t size = -1;
+    int64_t mtime_ns = -1;
+    std::optional<GgufSummary> summary;
+  };
+  Mutex summaries_mu_;
+  std::map<std::string, CachedSummary> summaries_ SN_GUARDED_BY(summaries_mu_);
+
+  std::optional<GgufSummary> summary_of(const std::string& path) {
+    struct stat st{};
+    if (path.empty() || ::stat(path.c_str(), &st) != 0) return std::nullopt;
+    const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    {
+      MutexLock lock(summaries_mu_);
+      auto it = summaries_.find(path);
+      if (it != summaries_.end() && it->second.size == st.st_size && it->second.mtime_ns == mtime_ns) {
+        return it->second.summary;
+      }
+    }
+    std::optional<GgufSummary> s = summarize(path);
+    MutexLock lock(summaries_mu_);
+    summaries_[path] = CachedSummary{st.st_size, mtime_ns, s};
+    return s;
+  }
+
   bool autoload(const std::string& id) const {
     Result<std::optional<std::string>> v = state_.setting("models.autoload." + id);
     return v.ok() && *v && **v == "1";
@@ -205,25 +240,10 @@ class AdminService::Impl {
         impl.importing_.erase(id);
       }
     } done_importing{*this, id};
-    // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; anything but a
-    // regular file is refused before it is read.
-    const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (in < 0) {
-      const int err = errno;
-      return err == ENOENT ? Status::not_found(what, std::strerror(err)) : Status::io_error(what, std::strerror(err));
-    }
     struct stat st{};
-    if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(in);
-      return Status::invalid_argument(what, "not a regular file");
-    }
-    (void)::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
-    // A GGUF file starts with its magic: anything else is refused before a byte is copied.
-    char magic[4] = {};
-    if (::pread(in, magic, sizeof magic, 0) != 4 || std::memcmp(magic, "GGUF", 4) != 0) {
-      ::close(in);
-      return Status::invalid_argument(what, "not a GGUF file (no GGUF magic at its start)");
-    }
+    Result<int> opened = open_model_source(src, st);
+    if (!opened.ok()) return opened.status();
+    const int in = *opened;
     // Room for the copy, with a margin, before a byte is written.
     struct statvfs vfs{};
     if (::statvfs(options_.models_dir.c_str(), &vfs) == 0) {
@@ -292,7 +312,7 @@ class AdminService::Impl {
     storage::ModelRecord rec;
     rec.id = id;
     rec.path = dst;
-    rec.sha256 = hex(digest, dlen);
+    rec.sha256 = hex_text(digest, dlen);
     rec.bytes = done;
     rec.added_us = now_us();
     return rec;
@@ -389,20 +409,14 @@ Result<ImportJob> AdminService::start_import(const std::string& path, const std:
   // fails a moment later).
   SN_RETURN_IF_ERROR(impl_->check_source(path));
   struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return Status::not_found("import " + path, std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return Status::invalid_argument("import " + path, "not a regular file");
-  {
-    char magic[4] = {};
-    std::ifstream in(path, std::ios::binary);
-    if (!in.read(magic, sizeof magic) || std::memcmp(magic, "GGUF", 4) != 0) {
-      return Status::invalid_argument("import " + path, "not a GGUF file (no GGUF magic at its start)");
-    }
-  }
+  Result<int> opened = open_model_source(path, st);
+  if (!opened.ok()) return opened.status();
+  ::close(*opened);
   Result<std::optional<storage::ModelRecord>> existing = impl_->find_model(id);
   if (!existing.ok()) return existing.status();
   if (*existing) return Status::failed_precondition("import " + path, "model id '" + id + "' is already in the catalog");
   ImportJob job;
-  job.import_id = "imp-" + random_token(8);
+  job.import_id = "imp-" + random_hex(8);
   job.id = id;
   job.path = path;
   job.state = "running";
@@ -460,7 +474,7 @@ Result<std::vector<ModelInfo>> AdminService::list_models() const {
     i.loaded = h != nullptr;
     i.autoload = impl_->autoload(m.id);
     if (h) i.in_flight = h->in_flight();
-    i.gguf = summarize(m.path);
+    i.gguf = impl_->summary_of(m.path);
     out.push_back(std::move(i));
     seen.insert(m.id);
   }
@@ -471,7 +485,7 @@ Result<std::vector<ModelInfo>> AdminService::list_models() const {
     i.path = impl_->models_.path_of(h->id());
     i.loaded = true;
     i.in_flight = h->in_flight();
-    i.gguf = summarize(i.path);
+    i.gguf = impl_->summary_of(i.path);
     struct stat st{};
     if (::stat(i.path.c_str(), &st) == 0) i.bytes = st.st_size;
     out.push_back(std::move(i));
@@ -579,7 +593,7 @@ Result<std::string> AdminService::ensure_setup_token() {
     return std::string();
   }
   if (::access(path.c_str(), F_OK) == 0) return path;
-  const std::string token = random_token(24);
+  const std::string token = random_hex(24);
   if (token.empty()) return Status::internal("setup token", "no random bytes");
   SN_RETURN_IF_ERROR(write_secret_file(path, token + "\n"));
   return path;

@@ -36,7 +36,7 @@ step() { echo; echo "== $*"; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, mount and chroot)"
 for tool in debootstrap dpkg-buildpackage dh dpkg-deb lintian systemd-analyze chroot curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || skip "$tool is missing (scripts/install-image-deps.sh installs the package tools)"
+  command -v "$tool" >/dev/null 2>&1 || skip "$tool is missing (scripts/install-deps.sh --image installs the package tools)"
 done
 
 # The host's Debian mirror (one-line or deb822 sources), else deb.debian.org.
